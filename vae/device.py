@@ -1,0 +1,24 @@
+"""Choosing the torch device: ``cuda`` when available, or exactly what the user asked for."""
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """Return the device to run on.
+
+    ``None`` or ``"auto"`` picks ``cuda`` when available, else ``cpu``. An explicit ``"cuda"``
+    without a GPU raises a clear error instead of failing later inside torch.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
