@@ -1,0 +1,299 @@
+"""Latent-space analysis of a trained VAE: encoder means, PCA, per-factor scatter plots, traversals,
+per-dimension KL (which latent dimensions are active).
+
+Works with any model that has ``encode(x) -> (loc, scale)`` and ``decode(z)`` (``vae.model.VAE``);
+``decode``'s output is mapped to a mean image by ``model.likelihood.mean`` when the model has one
+(Bernoulli: sigmoid of the logits), else by a sigmoid.
+
+>>> import torch
+>>> from vae.model import VAE
+>>> from vae.nets import MLPEncoder, MLPDecoder
+>>> from vae.priors import StandardNormal
+>>> m = VAE(MLPEncoder(3, (1, 4, 4), (8,)), MLPDecoder(3, (1, 4, 4), (8,)), StandardNormal(3))
+>>> encode_means(m, torch.rand(10, 1, 4, 4)).shape
+(10, 3)
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vae.data.dataset import ImageDataset
+from vae.device import resolve_device
+from vae.plots import _pyplot, save_image_grid
+
+__all__ = [
+    "encode_means",
+    "encode_stats",
+    "pca_2d",
+    "plot_pca_by_factor",
+    "latent_traversals",
+    "per_dim_kl",
+    "plot_per_dim_kl",
+]
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (BatchNorm running stats, no dropout) for the block; the previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model: nn.Module, device) -> torch.device:
+    if device is not None:
+        return resolve_device(device)
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _images(data) -> Tensor:
+    if isinstance(data, ImageDataset):
+        return data.images
+    if torch.is_tensor(data):
+        return data
+    if isinstance(data, np.ndarray):
+        return torch.from_numpy(data)
+    raise ValueError(f"data must be an ImageDataset, a tensor or an array of images; got {type(data).__name__}")
+
+
+def _to_mean_image(model: nn.Module, out: Tensor) -> Tensor:
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood is not None and callable(getattr(likelihood, "mean", None)):
+        return likelihood.mean(out)
+    return torch.sigmoid(out)
+
+
+@torch.no_grad()
+def encode_stats(model: nn.Module, data, batch_size: int = 1024, device=None) -> tuple[np.ndarray, np.ndarray]:
+    """(loc, scale) of q(z|x) for every image of ``data``, each an (N, D) float64 numpy array.
+
+    The model runs in eval mode (BatchNorm uses its running statistics, dropout is off) without
+    gradients, in batches of ``batch_size`` on ``device`` (default: where the model's parameters
+    are); its training mode is restored afterwards.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    images = _images(data)
+    if len(images) == 0:
+        raise ValueError("data is empty: no images to encode")
+    dev = _model_device(model, device)
+    model.to(dev)
+    locs, scales = [], []
+    with _eval_mode(model):
+        for i in range(0, len(images), int(batch_size)):
+            x = images[i : i + int(batch_size)].to(dev, non_blocking=True)
+            if not x.is_floating_point():
+                x = x.float()
+            loc, scale = model.encode(x)
+            locs.append(loc.detach().to("cpu", torch.float64))
+            scales.append(scale.detach().to("cpu", torch.float64))
+    return torch.cat(locs).numpy(), torch.cat(scales).numpy()
+
+
+def encode_means(model: nn.Module, data, batch_size: int = 1024, device=None) -> np.ndarray:
+    """(N, D) encoder means (the representation MIG uses) of ``data`` (ImageDataset or (N,C,H,W))."""
+    return encode_stats(model, data, batch_size, device)[0]
+
+
+def per_dim_kl(model: nn.Module, data, batch_size: int = 1024, device=None) -> np.ndarray:
+    """(D,) mean over ``data`` of KL(q(z_d|x) || N(0, 1)) in nats, per latent dimension.
+
+    ``0.5 (mu^2 + sigma^2 - 1) - log sigma``. Dimensions with a KL near 0 are inactive ("collapsed":
+    the encoder ignores x there and the decoder ignores them); the usual threshold is ~0.01-0.1 nat.
+    Measured against N(0, 1) whatever the model's prior (for a standard-Normal prior it is exactly
+    the per-dimension split of the analytic KL).
+    """
+    loc, scale = encode_stats(model, data, batch_size, device)
+    kl = 0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale)
+    return kl.mean(axis=0)
+
+
+def pca_2d(latents) -> tuple[np.ndarray, np.ndarray]:
+    """Project (N, D) latents on their first two principal components.
+
+    Returns ``(proj (N, 2), explained_variance_ratio (2,))``, the ratio being each component's share
+    of the total variance (as sklearn's ``PCA(2).explained_variance_ratio_``). Centred, then SVD;
+    signs fixed so that each component's largest-magnitude loading is positive (deterministic).
+    """
+    z = np.asarray(latents, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"latents must be (N, D) with N >= 2; got shape {z.shape}")
+    z = z - z.mean(axis=0)
+    _, s, vt = np.linalg.svd(z, full_matrices=False)
+    if vt.shape[0] < 2:  # D = 1: pad a zero component
+        vt = np.vstack([vt, np.zeros_like(vt)])
+        s = np.append(s, 0.0)
+    comps = vt[:2]
+    signs = np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    comps = comps * signs[:, None]
+    total = float((s**2).sum())
+    ratio = (s[:2] ** 2) / total if total > 0 else np.zeros(2)
+    return z @ comps.T, ratio
+
+
+def plot_pca_by_factor(
+    proj,
+    factors,
+    factor_names: Sequence[str],
+    path: str | Path,
+    explained=None,
+    title: str | None = None,
+    max_points: int = 5000,
+    seed: int = 0,
+    separate: bool = False,
+) -> list[Path]:
+    """Scatter the 2-d projection once per factor, points coloured by the factor's class.
+
+    ``proj`` (N, 2), ``factors`` (N, K) classes, ``factor_names`` (K,). One figure with K panels
+    at ``path``; with ``separate=True`` also one PNG per factor next to it
+    (``<stem>_<name>.png``). At most ``max_points`` random points are drawn (readable, small files).
+    Returns the written paths (the combined figure first).
+    """
+    plt = _pyplot()
+    proj = np.asarray(proj)
+    factors = np.asarray(factors)
+    if factors.ndim == 1:
+        factors = factors[:, None]
+    if proj.ndim != 2 or proj.shape[1] != 2:
+        raise ValueError(f"proj must be (N, 2); got shape {proj.shape}")
+    if len(factors) != len(proj):
+        raise ValueError(f"{len(proj)} projected points but {len(factors)} factor rows")
+    if len(factor_names) != factors.shape[1]:
+        raise ValueError(f"{len(factor_names)} factor names for {factors.shape[1]} factor columns")
+    idx = np.arange(len(proj))
+    if len(idx) > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_points, replace=False))
+    p, f = proj[idx], factors[idx]
+    xlabel, ylabel = "PC 1", "PC 2"
+    if explained is not None:
+        xlabel, ylabel = f"PC 1 ({100 * explained[0]:.1f}% var.)", f"PC 2 ({100 * explained[1]:.1f}% var.)"
+
+    def draw(ax, k):
+        n_classes = len(np.unique(factors[:, k]))
+        cmap = "tab10" if n_classes <= 10 else "viridis"
+        sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap=cmap, s=4, alpha=0.7, linewidths=0, rasterized=True)
+        cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label(f"{factor_names[k]} class")
+        if n_classes <= 10:
+            cb.set_ticks(np.unique(factors[:, k]))
+        ax.set_title(f"coloured by {factor_names[k]} ({n_classes} values)", fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+
+    n = factors.shape[1]
+    n_cols = min(n, 3)
+    n_rows = int(np.ceil(n / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 4.0 * n_rows), squeeze=False)
+    for k in range(n):
+        draw(axes.flat[k], k)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    written = [path]
+    if separate:
+        for k in range(n):
+            fig, ax = plt.subplots(figsize=(5.0, 4.2))
+            draw(ax, k)
+            if title:
+                ax.set_title(f"{title}\ncoloured by {factor_names[k]}", fontsize=10)
+            fig.tight_layout()
+            out = path.with_name(f"{path.stem}_{factor_names[k]}.png")
+            fig.savefig(out, dpi=90)
+            plt.close(fig)
+            written.append(out)
+    return written
+
+
+@torch.no_grad()
+def latent_traversals(
+    model: nn.Module,
+    x,
+    path: str | Path | None = None,
+    dims: Sequence[int] | None = None,
+    n_steps: int = 9,
+    span: float = 2.5,
+    device=None,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Tensor:
+    """Decode sweeps of single latent dimensions around an image's code.
+
+    ``x``: one image (C, H, W) or a batch whose first image is used. Its encoder mean is the base
+    code; row ``r`` sets dimension ``dims[r]`` to each of ``n_steps`` values evenly spaced in
+    ``[-span, span]`` (the prior's ±2.5σ by default), the other dimensions fixed. Returns the
+    decoded mean images, (len(dims), n_steps, C, H, W) on the CPU; with ``path`` also saves the grid
+    (rows: dimensions, columns: values).
+    """
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}")
+    images = _images(x)
+    if images.dim() == 3:
+        images = images[None]
+    dev = _model_device(model, device)
+    model.to(dev)
+    with _eval_mode(model):
+        xb = images[:1].to(dev)
+        if not xb.is_floating_point():
+            xb = xb.float()
+        loc, _ = model.encode(xb)
+        d_total = loc.shape[1]
+        dims = list(range(d_total)) if dims is None else [int(d) for d in dims]
+        bad = [d for d in dims if not 0 <= d < d_total]
+        if bad or not dims:
+            raise ValueError(f"dims must be indices in 0..{d_total - 1}; got {dims}")
+        values = torch.linspace(-float(span), float(span), int(n_steps), device=dev, dtype=loc.dtype)
+        z = loc.repeat(len(dims) * int(n_steps), 1).view(len(dims), int(n_steps), d_total)
+        for r, d in enumerate(dims):
+            z[r, :, d] = values
+        out = _to_mean_image(model, model.decode(z.view(-1, d_total)))
+        grid = out.view(len(dims), int(n_steps), *out.shape[1:]).cpu()
+    if path is not None:
+        labels = list(row_labels) if row_labels is not None else [f"z{d}" for d in dims]
+        save_image_grid(list(grid), path, row_labels=labels, title=title, cell_inches=0.8)
+    return grid
+
+
+def plot_per_dim_kl(kl_by_run: dict[str, np.ndarray], path: str | Path, threshold: float = 0.01, title: str | None = None) -> Path:
+    """Bar chart of per-dimension KL (nats) for one or several runs (e.g. one per β); log scale."""
+    plt = _pyplot()
+    names = list(kl_by_run)
+    if not names:
+        raise ValueError("kl_by_run is empty")
+    d = len(next(iter(kl_by_run.values())))
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * d * max(1, len(names)) ** 0.5 + 2), 3.6))
+    for i, name in enumerate(names):
+        ax.bar(np.arange(d) + (i - (len(names) - 1) / 2) * width, np.maximum(kl_by_run[name], 1e-4), width, label=name)
+    ax.axhline(threshold, color="k", lw=0.8, ls=":", label=f"{threshold} nat (active above)")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(d))
+    ax.set_xticklabels([f"z{j}" for j in range(d)], fontsize=8)
+    ax.set_ylabel("mean KL(q(z_d|x) || N(0,1)) [nats]")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title or "per-dimension KL")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,99 @@
+"""Observation models p(x | z) for Pyro VAEs: Bernoulli on logits, Gaussian with a fixed or learned scale.
+
+A likelihood turns the decoder output into a Pyro distribution whose event dims are the image
+dims, and into a mean image in [0, 1]:
+
+>>> import torch
+>>> lik = BernoulliLikelihood()
+>>> out = torch.zeros(2, 1, 3, 3)
+>>> lik.distribution(out).event_shape, float(lik.distribution(out).log_prob(torch.ones(2, 1, 3, 3))[0])
+(torch.Size([1, 3, 3]), -6.238324165344238)
+"""
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Likelihood", "BernoulliLikelihood", "GaussianLikelihood", "LIKELIHOODS", "make_likelihood"]
+
+
+class Likelihood(nn.Module):
+    """Base class. ``distribution(out)`` treats every dim but the first (batch) as an event dim."""
+
+    def distribution(self, out: Tensor) -> dist.TorchDistribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def mean(self, out: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """The mean image in [0, 1] for decoder output ``out``."""
+        raise NotImplementedError
+
+
+class BernoulliLikelihood(Likelihood):
+    """Pixel-wise Bernoulli on logits: log p(x|z) = -BCE_with_logits(out, x), summed over pixels.
+
+    Also defined for x in [0, 1] (non-binarised grey values): the cross-entropy form is used, so the
+    value is no longer a normalised log-probability; prefer binary data (dSprites, dynamically
+    binarised MNIST).
+    """
+
+    def distribution(self, out: Tensor) -> dist.TorchDistribution:
+        return dist.Bernoulli(logits=out, validate_args=False).to_event(out.dim() - 1)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out)
+
+
+class GaussianLikelihood(Likelihood):
+    """Pixel-wise Normal(out, σ): ``scale=None`` learns one global σ (starting at ``init_scale``,
+    kept ≥ ``min_scale``); a float fixes σ. The decoder output is the mean; :meth:`mean` clips it to
+    [0, 1] for display.
+
+    >>> GaussianLikelihood(scale=0.1).sigma().item()
+    0.10000000149011612
+    """
+
+    def __init__(self, scale: float | None = None, init_scale: float = 0.1, min_scale: float = 1e-3) -> None:
+        super().__init__()
+        if scale is not None and not scale > 0:
+            raise ValueError(f"scale must be > 0 (or None to learn it); got {scale!r}")
+        if not init_scale > 0 or not min_scale >= 0:
+            raise ValueError(f"init_scale must be > 0 and min_scale >= 0; got {init_scale!r}, {min_scale!r}")
+        self.learned = scale is None
+        self.min_scale = float(min_scale)
+        value = math.log(init_scale if scale is None else scale)
+        if self.learned:
+            self.log_scale = nn.Parameter(torch.tensor(value))
+        else:
+            self.register_buffer("log_scale", torch.tensor(value))
+
+    def sigma(self) -> Tensor:
+        sigma = self.log_scale.exp()
+        return sigma.clamp_min(self.min_scale) if self.learned and self.min_scale > 0 else sigma
+
+    def distribution(self, out: Tensor) -> dist.TorchDistribution:
+        scale = self.sigma().to(out.dtype).expand(out.shape)
+        return dist.Normal(out, scale, validate_args=False).to_event(out.dim() - 1)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return out.clamp(0.0, 1.0)
+
+    def extra_repr(self) -> str:
+        return f"learned={self.learned}"
+
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def make_likelihood(likelihood: str | Likelihood) -> Likelihood:
+    """``"bernoulli"`` -> :class:`BernoulliLikelihood`, ``"gaussian"`` -> :class:`GaussianLikelihood`
+    (learned σ); a :class:`Likelihood` instance is returned as is."""
+    if isinstance(likelihood, Likelihood):
+        return likelihood
+    if likelihood == "bernoulli":
+        return BernoulliLikelihood()
+    if likelihood == "gaussian":
+        return GaussianLikelihood()
+    raise ValueError(f"unknown likelihood {likelihood!r}; allowed: {list(LIKELIHOODS)} or a Likelihood instance")

@@ -1,0 +1,607 @@
+"""Training: one ``fit`` loop for every model that exposes ``loss_terms(x) -> dict``.
+
+Any ``nn.Module`` whose ``loss_terms(x)`` returns a dict of scalar tensors — per-batch *sums*, key
+``"loss"`` required, others (``"recon"``, ``"kl"``, ``"commitment"``, ...) logged — trains with::
+
+    >>> import torch
+    >>> from vae.data import ImageDataset
+    >>> class Toy(torch.nn.Module):          # squared error to a learned image
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.mu = torch.nn.Parameter(torch.zeros(1, 2, 2))
+    ...     def loss_terms(self, x):
+    ...         se = ((x - self.mu) ** 2).sum()
+    ...         return {"loss": se, "se": se}
+    >>> data = ImageDataset(torch.rand(64, 1, 2, 2))
+    >>> history = fit(Toy(), data, epochs=3, batch_size=16, lr=0.1, progress=False)
+    >>> [row["epoch"] for row in history.rows], sorted(history.final())
+    ([1, 2, 3], ['epoch', 'seconds', 'train_loss', 'train_se', 'val_loss', 'val_se'])
+
+For a :class:`vae.model.VAE`, ``loss_terms`` is Pyro's ELBO (``Trace_ELBO`` or, with analytic KL,
+``TraceMeanField_ELBO``) read from one guide trace and the model replayed on it, so ``fit`` trains
+exactly what ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam(...), vae.pyro_elbo())`` trains;
+plain Pyro users can run that SVI loop themselves. ``fit`` uses ``torch.optim.Adam`` over
+``model.parameters()`` — the same ``nn.Parameter`` objects ``pyro.module`` registers in Pyro's param
+store — which also covers parameters Pyro never sees (VampPrior pseudo-inputs, MoG prior weights).
+
+What ``fit`` does, in order:
+
+* splits ``data`` with ``ImageDataset.split(val_fraction, seed)``;
+* seeds torch, numpy, ``random`` and Pyro (``pyro.set_rng_seed``) and a private ``torch.Generator``
+  for the batch permutation;
+* keeps the images on the device when they fit (``keep_on_device=None``: under half the free GPU
+  memory; exact ``k/255`` images are stored as uint8 there), else pins them in host memory and
+  copies each batch asynchronously;
+* calls ``loss_terms`` once on a small batch (eval mode, no gradient) before building the optimiser,
+  so lazily created parameters exist and a malformed ``loss_terms`` fails early and clearly;
+* minimises ``loss / batch_size`` with Adam; loss terms are accumulated *on the device* and read
+  (one host synchronisation) every ``check_every`` steps and at the end of each epoch;
+* stops with :class:`TrainingDiverged` as soon as a loss or a parameter is NaN/Inf — the checkpoint
+  on disk keeps the last good epoch, it is never overwritten with non-finite parameters;
+* writes the checkpoint atomically (temporary file + ``os.replace``) after each epoch: model and
+  optimiser state, history, epoch, every RNG state, configuration. ``resume=True`` continues from it
+  and reproduces an uninterrupted run bit for bit on CPU;
+* on Ctrl-C raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) after the last completed
+  epoch's checkpoint is on disk.
+
+History rows hold per-image means: ``train_<k>`` is the sum of the batch values of term ``k`` over
+the epoch divided by the number of training images (as Keras reports it, while the parameters move),
+``val_<k>`` the same over the validation images after the epoch, in eval mode without gradients.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vae.data.dataset import ImageDataset
+from vae.device import resolve_device
+
+__all__ = [
+    "fit",
+    "History",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore_model",
+]
+
+CHECKPOINT_FORMAT = 1
+# Configuration entries that must match for ``resume=True`` (they fix the split and the batches).
+_RESUME_KEYS = ("batch_size", "seed", "val_fraction", "n_train", "n_val", "loss_keys")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term or a parameter became NaN/Inf. ``epoch``/``step`` locate it; ``checkpoint`` is the
+    file that still holds ``last_good_epoch`` (``None`` when no checkpoint was written); ``history``
+    holds the completed epochs."""
+
+    def __init__(self, message: str, *, epoch: int, step: int | None, checkpoint: Path | None,
+                 last_good_epoch: int | None, history: "History") -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+        self.checkpoint, self.last_good_epoch = checkpoint, last_good_epoch
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`; ``checkpoint`` holds epoch ``last_epoch`` (resume with
+    ``resume=True``), ``history`` the completed epochs."""
+
+    def __init__(self, message: str, *, last_epoch: int, checkpoint: Path | None, history: "History") -> None:
+        super().__init__(message)
+        self.last_epoch, self.checkpoint, self.history = last_epoch, checkpoint, history
+
+
+# ---------------------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """Per-epoch training record. ``rows``: ``{"epoch", "train_<k>", "val_<k>", "seconds"}`` with
+    per-image means; ``meta``: device, sizes and settings of the run."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def keys(self) -> list[str]:
+        """Loss-term names (``loss``, ``recon``, ``kl``, ...) in logging order."""
+        seen: list[str] = []
+        for row in self.rows:
+            for col in row:
+                if col.startswith("train_") and col[6:] not in seen:
+                    seen.append(col[6:])
+        return seen
+
+    @property
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for row in self.rows:
+            cols += [c for c in row if c not in cols]
+        return cols
+
+    def column(self, name: str) -> list[float]:
+        """One column over the epochs (``NaN`` where a row lacks it), e.g. ``column("val_loss")``."""
+        if not any(name in row for row in self.rows):
+            raise KeyError(f"no column {name!r}; columns: {self.columns}")
+        return [row.get(name, math.nan) for row in self.rows]
+
+    def final(self) -> dict[str, float]:
+        """The last epoch's row (a copy); ``{}`` before any epoch completed."""
+        return dict(self.rows[-1]) if self.rows else {}
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cols = self.columns
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=cols, restval="")
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        return path
+
+    def to_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"meta": _jsonable(self.meta), "rows": _jsonable(self.rows)}, f, indent=2)
+            f.write("\n")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "History":
+        with open(path) as f:
+            obj = json.load(f)
+        return cls(rows=list(obj["rows"]), meta=dict(obj.get("meta", {})))
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
+    """``torch.save(state)`` atomically: written to a temporary file in the same directory, flushed
+    to disk, then ``os.replace``-d over ``path``. A crash or Ctrl-C mid-write leaves the previous file
+    intact and no temporary file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` (``weights_only=True``: tensors and plain Python data
+    only). Keys: ``format``, ``epoch``, ``model``, ``optimizer``, ``history``, ``rng``, ``config``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a vae.train checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def restore_model(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load a :func:`fit` checkpoint's parameters into ``model`` (any device); returns the checkpoint."""
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    return state
+
+
+def _rng_state(perm_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "python": random.getstate(),
+        "permutation": perm_gen.get_state(),
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], perm_gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and state["cuda"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    perm_gen.set_state(state["permutation"].cpu())
+
+
+# ----------------------------------------------------------------------------------------- data
+class _DeviceImages:
+    """Images ready for batching on ``device``: kept there when they fit, else pinned in host memory
+    and copied per batch (non-blocking). Exact ``k/255`` float images are stored as uint8 on a GPU
+    (4× less memory) and converted per batch, losslessly."""
+
+    def __init__(self, images: Tensor, device: torch.device, keep_on_device: bool | None) -> None:
+        self.device = device
+        self.n = len(images)
+        self.as_uint8 = False
+        if device.type == "cpu" or images.device == device:
+            self.store, self.on_device = images, True
+            return
+        images = images.cpu()
+        if images.is_floating_point() and _exact_uint8(images):
+            images = (images * 255).round_().to(torch.uint8)
+            self.as_uint8 = True
+        nbytes = images.numel() * images.element_size()
+        if keep_on_device is None:
+            keep_on_device = nbytes <= 0.5 * _free_memory(device)
+        self.on_device = bool(keep_on_device)
+        if self.on_device:
+            self.store = images.to(device)
+        else:
+            try:
+                self.store = images.pin_memory()
+            except RuntimeError:  # no pinned memory available: plain copies
+                self.store = images
+
+    @property
+    def index_device(self) -> torch.device:
+        return self.store.device
+
+    def batch(self, index: Tensor) -> Tensor:
+        x = self.store[index]
+        if x.device != self.device:
+            x = x.to(self.device, non_blocking=x.is_pinned())
+        if self.as_uint8:
+            x = x.to(torch.float32).div_(255.0)  # correctly rounded: equals the original k/255 floats
+        return x
+
+
+def _exact_uint8(images: Tensor, chunk: int = 4096) -> bool:
+    for i in range(0, len(images), chunk):
+        block = images[i:i + chunk]
+        if not torch.equal((block * 255).round().to(torch.uint8).to(block.dtype) / 255, block):
+            return False
+    return True
+
+
+def _free_memory(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return float(free)
+    return math.inf
+
+
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) batches; a trailing batch of one image joins the previous batch
+    (BatchNorm cannot train on a single image)."""
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+# ----------------------------------------------------------------------------------------- checks
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _check_terms(terms, who: str) -> list[str]:
+    if not isinstance(terms, Mapping):
+        raise ValueError(f"{who}.loss_terms(x) must return a dict of scalar tensors; got {type(terms).__name__}")
+    if "loss" not in terms:
+        raise ValueError(f"{who}.loss_terms(x) must return a dict with key 'loss'; got keys {sorted(terms)}")
+    keys = ["loss"] + [k for k in terms if k != "loss"]
+    for k in keys:
+        v = terms[k]
+        if not torch.is_tensor(v) or v.numel() != 1:
+            raise ValueError(f"{who}.loss_terms(x)[{k!r}] must be a scalar tensor (a per-batch sum); got "
+                             f"{type(v).__name__}{tuple(v.shape) if torch.is_tensor(v) else ''}")
+    if not terms["loss"].requires_grad:
+        raise ValueError(f"{who}.loss_terms(x)['loss'] does not depend on any trainable parameter")
+    return keys
+
+
+def _accumulate(terms: Mapping[str, Tensor], keys: list[str], dtype: torch.dtype) -> Tensor:
+    return torch.stack([terms[k].detach().reshape(()).to(dtype) for k in keys])
+
+
+def _all_finite(params: list[Tensor]) -> Tensor:
+    return torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()
+
+
+# ------------------------------------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    data: ImageDataset | Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    val_fraction: float = 0.05,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | Callable[[list[Tensor]], torch.optim.Optimizer] | None = None,
+    grad_clip: float | None = None,
+    check_every: int = 100,
+    keep_on_device: bool | None = None,
+    val_batch_size: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> History:
+    """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
+
+    Args:
+        model: ``loss_terms(x)`` returns per-batch sums (scalar tensors); ``"loss"`` is minimised
+            (divided by the batch size), every key is logged.
+        data: an :class:`ImageDataset` (or an (N, C, H, W) tensor).
+        epochs: total number of epochs (with ``resume``, the run continues up to this epoch).
+        batch_size: images per optimisation step.
+        lr: Adam learning rate (ignored when ``optimizer`` is given).
+        val_fraction: share of ``data`` held out for validation (``0``: no validation columns).
+        device: ``None``/``"auto"`` (cuda when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        seed: seeds the split, torch/numpy/random/Pyro and the batch permutation.
+        checkpoint: path of the checkpoint file, rewritten atomically after each epoch.
+        resume: continue from ``checkpoint`` (which must exist and match batch size, seed, split).
+        progress: a tqdm bar per epoch (postfix: running train loss, then validation loss).
+        transform: ``transform(x) -> x`` applied on the device to every batch, training and
+            validation (e.g. ``vae.data.mnist.dynamic_binarize``).
+        optimizer: a ``torch.optim.Optimizer`` over the model's parameters, or a factory
+            ``optimizer(params) -> Optimizer``; default ``torch.optim.Adam(params, lr)``.
+        grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        check_every: read the accumulated losses (one host sync) every this many steps to catch
+            NaN/Inf early and refresh the progress bar; ``0``: only at the end of each epoch.
+        keep_on_device: keep the images on the GPU (``None``: when they use under half its free memory).
+        val_batch_size: batch size for validation (default ``batch_size``).
+        config: extra JSON-able entries stored in the checkpoint and ``History.meta``.
+        on_epoch_end: ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint).
+
+    Returns:
+        a :class:`History` (also stored in the checkpoint).
+
+    Raises:
+        ValueError: bad arguments, empty data, a model without a proper ``loss_terms``, a checkpoint
+            that does not match on ``resume``.
+        TrainingDiverged: a loss or parameter became NaN/Inf (the checkpoint keeps the last good epoch).
+        TrainingInterrupted: Ctrl-C (a ``KeyboardInterrupt``); the checkpoint holds the last
+            completed epoch.
+    """
+    import pyro
+    from tqdm.auto import tqdm
+
+    # ---- arguments
+    who = type(model).__name__
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss_terms", None)):
+        raise ValueError(f"model must be an nn.Module with a loss_terms(x) -> dict method "
+                         f"(per-batch sums, key 'loss'); {who} has none")
+    epochs = _check_int("epochs", epochs, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    check_every = _check_int("check_every", check_every, 0)
+    seed = _check_int("seed", seed, 0)
+    val_batch_size = batch_size if val_batch_size is None else _check_int("val_batch_size", val_batch_size, 1)
+    if optimizer is None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
+    if grad_clip is not None and not (grad_clip > 0):
+        raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}")
+    if torch.is_tensor(data):
+        data = ImageDataset(data)
+    if not isinstance(data, ImageDataset):
+        raise ValueError(f"data must be an ImageDataset or an (N, C, H, W) tensor; got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("data is empty: no images to train on")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH")
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"resume=True, but there is no checkpoint at {checkpoint}")
+    train_set, val_set = data.split(val_fraction, seed)
+    if len(train_set) == 0:
+        raise ValueError(f"val_fraction={val_fraction} leaves no training images out of {len(data)}")
+    dev = resolve_device(device)
+
+    # ---- state: seeds, data on the device, parameters, optimiser
+    pyro.set_rng_seed(seed)  # torch (CPU and CUDA), numpy, random
+    perm_gen = torch.Generator().manual_seed(seed)
+    model.to(dev)
+    train_imgs = _DeviceImages(train_set.images, dev, keep_on_device)
+    val_imgs = _DeviceImages(val_set.images, dev, keep_on_device) if len(val_set) else None
+    keys = _probe(model, train_imgs, transform, who)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(optimizer, torch.optim.Optimizer):
+        opt = optimizer
+    elif optimizer is not None:
+        opt = optimizer(params)
+    else:
+        if not params:
+            raise ValueError(f"{who} has no trainable parameters")
+        opt = torch.optim.Adam(params, lr=lr)
+    acc_dtype = torch.float64 if dev.type in ("cpu", "cuda") else torch.float32
+
+    run_config = {
+        "batch_size": batch_size, "seed": seed, "val_fraction": float(val_fraction),
+        "n_train": len(train_set), "n_val": len(val_set), "loss_keys": keys, "epochs": epochs,
+        "lr": float(lr), "model": who, "data": data.name, "transform": getattr(transform, "__name__", repr(transform)),
+        **dict(config or {}),
+    }
+    history = History(meta={**run_config, "device": str(dev),
+                            "data_on_device": train_imgs.on_device, "torch": torch.__version__,
+                            "pyro": pyro.__version__})
+    start = 0
+    if resume:
+        state = load_checkpoint(checkpoint)
+        saved = state["config"]
+        diffs = [f"{k}={saved.get(k)!r} (now {run_config[k]!r})" for k in _RESUME_KEYS if saved.get(k) != run_config[k]]
+        if diffs:
+            raise ValueError(f"checkpoint {checkpoint} does not match this run: " + ", ".join(diffs)
+                             + "; resume needs the same data, split, seed, batch size and loss terms")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history.rows = [dict(r) for r in state["history"]]
+        start = int(state["epoch"])
+        _set_rng_state(state["rng"], perm_gen, dev)
+    last_saved = start if (resume and checkpoint is not None) else None
+
+    def diverged(epoch: int, step: int | None, what: str) -> TrainingDiverged:
+        where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+        if last_saved is not None:
+            kept = f"checkpoint {checkpoint} still holds epoch {last_saved} (finite parameters)"
+        elif checkpoint is not None:
+            kept = f"no checkpoint was written in this run ({checkpoint} untouched)"
+        else:
+            kept = "no checkpoint path was given"
+        return TrainingDiverged(
+            f"training diverged at {where}: {what} is NaN/Inf; {kept}. Try a lower learning rate "
+            f"(lr={lr}), grad_clip=..., or check the data and the model's loss_terms.",
+            epoch=epoch, step=step, checkpoint=checkpoint if last_saved is not None else None,
+            last_good_epoch=last_saved, history=history)
+
+    bounds = _batch_bounds(len(train_set), batch_size)
+    epoch = start
+    try:
+        for epoch in range(start + 1, epochs + 1):
+            t0 = time.perf_counter()
+            bar = tqdm(total=len(bounds), desc=f"epoch {epoch}/{epochs}", unit="batch",
+                       disable=not progress, leave=True, dynamic_ncols=True)
+            # -- training
+            model.train()
+            index = torch.randperm(len(train_set), generator=perm_gen).to(train_imgs.index_device)
+            sums = torch.zeros(len(keys), dtype=acc_dtype, device=dev)
+            seen = 0
+            for step, (s, e) in enumerate(bounds, start=1):
+                x = train_imgs.batch(index[s:e])
+                if transform is not None:
+                    x = transform(x)
+                terms = model.loss_terms(x)
+                opt.zero_grad(set_to_none=True)
+                (terms["loss"] / (e - s)).backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, grad_clip)
+                opt.step()
+                sums += _accumulate(terms, keys, acc_dtype)
+                seen += e - s
+                bar.update(1)
+                if check_every and step % check_every == 0 and step < len(bounds):
+                    host = sums.cpu()
+                    if not torch.isfinite(host).all():
+                        bad = [k for k, v in zip(keys, host.tolist()) if not math.isfinite(v)]
+                        raise diverged(epoch, step, "training " + ", ".join(bad))
+                    bar.set_postfix(loss=f"{host[0].item() / seen:.4g}")
+            # -- validation
+            val_sums = _evaluate(model, val_imgs, transform, keys, val_batch_size, acc_dtype) if val_imgs else None
+            finite_params = _all_finite(params)
+            # -- one host synchronisation for the epoch
+            host = torch.cat([sums, val_sums if val_sums is not None else sums[:0]]).cpu()
+            params_ok = bool(finite_params.cpu())
+            seconds = time.perf_counter() - t0
+            values = host.tolist()
+            train_means = {k: v / seen for k, v in zip(keys, values[:len(keys)])}
+            val_means = {k: v / len(val_set) for k, v in zip(keys, values[len(keys):])}
+            bad = [f"training {k}" for k, v in train_means.items() if not math.isfinite(v)]
+            bad += [f"validation {k}" for k, v in val_means.items() if not math.isfinite(v)]
+            if not params_ok:
+                bad.append("a parameter")
+            if bad:
+                bar.close()
+                raise diverged(epoch, None, ", ".join(bad))
+            row: dict[str, float] = {"epoch": epoch}
+            row.update({f"train_{k}": v for k, v in train_means.items()})
+            row.update({f"val_{k}": v for k, v in val_means.items()})
+            row["seconds"] = seconds
+            history.rows.append(row)
+            post = {"loss": f"{train_means['loss']:.4g}"}
+            if val_means:
+                post["val_loss"] = f"{val_means['loss']:.4g}"
+            bar.set_postfix(post)
+            bar.close()
+            if checkpoint is not None:
+                save_checkpoint({
+                    "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "history": history.rows,
+                    "rng": _rng_state(perm_gen, dev), "config": _jsonable(run_config),
+                }, checkpoint)
+                last_saved = epoch
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+    except KeyboardInterrupt as err:
+        if isinstance(err, TrainingInterrupted):
+            raise
+        done = len(history.rows) and history.rows[-1]["epoch"]
+        kept = (f"checkpoint {checkpoint} holds epoch {last_saved}; continue with resume=True"
+                if last_saved is not None else "no checkpoint written")
+        raise TrainingInterrupted(f"training interrupted during epoch {epoch} after {done} completed "
+                                  f"epoch(s); {kept}", last_epoch=int(done), checkpoint=checkpoint
+                                  if last_saved is not None else None, history=history) from None
+    return history
+
+
+def _probe(model: nn.Module, images: _DeviceImages, transform, who: str) -> list[str]:
+    """One ``loss_terms`` call on a small batch (eval mode, gradients on but not applied): creates
+    lazy parameters, checks the returned dict. Does not touch BatchNorm statistics."""
+    n = min(len(images.store), 8)
+    x = images.batch(torch.arange(n, device=images.index_device))
+    if transform is not None:
+        x = transform(x)
+    was_training = model.training
+    model.eval()
+    try:
+        terms = model.loss_terms(x)
+        keys = _check_terms(terms, who)
+    finally:
+        model.train(was_training)
+    del terms
+    return keys
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, images: _DeviceImages, transform, keys: list[str], batch_size: int,
+              dtype: torch.dtype) -> Tensor:
+    model.eval()
+    sums = torch.zeros(len(keys), dtype=dtype, device=images.device)
+    index = torch.arange(images.n, device=images.index_device)
+    for s in range(0, images.n, batch_size):
+        x = images.batch(index[s:s + batch_size])
+        if transform is not None:
+            x = transform(x)
+        sums += _accumulate(model.loss_terms(x), keys, dtype)
+    model.train()
+    return sums
