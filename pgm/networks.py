@@ -74,11 +74,11 @@ def _check_acyclic(nodes: Iterable[str], edges: Sequence[tuple[str, str]]) -> No
 
 def bayesian_network(edges: Iterable[tuple[str, str]], nodes: Iterable[str] = ()):
     """A pgmpy ``DiscreteBayesianNetwork`` (no CPDs); ValueError naming a cycle if there is one."""
-    from pgmpy.models import DiscreteBayesianNetwork
-
     edges = sorted(set(map(tuple, edges)))
     all_nodes = sorted(set(nodes) | {n for e in edges for n in e})
-    _check_acyclic(all_nodes, edges)
+    _check_acyclic(all_nodes, edges)          # before the (slow) pgmpy import: errors come fast
+    from pgmpy.models import DiscreteBayesianNetwork
+
     bn = DiscreteBayesianNetwork()
     bn.add_nodes_from(all_nodes)
     bn.add_edges_from(edges)

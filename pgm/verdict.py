@@ -16,7 +16,7 @@ __all__ = ["Trail", "Block", "BlockedTrail", "Verdict", "RULES"]
 RULES = {
     "chain": "observed chain node (head-to-tail)",
     "fork": "observed fork node (tail-to-tail)",
-    "collider": "collider with no observed descendant (neither it nor a descendant is observed)",
+    "collider": "collider, neither it nor a descendant observed",
     "separator": "observed node on the path",
 }
 

@@ -16,6 +16,15 @@ from vae.train import (History, TrainingDiverged, TrainingInterrupted, _batch_bo
                        load_checkpoint, restore_model, save_checkpoint)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is faster (and far less noisy on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ------------------------------------------------------------------------------ tiny test models
 class TinyAE(nn.Module):
     """A small stochastic autoencoder with everything that makes resuming hard: BatchNorm (running
@@ -90,7 +99,7 @@ def test_tiny_training_lowers_the_loss():
     assert [r["epoch"] for r in hist.rows] == list(range(1, 16))
     assert all(r["seconds"] > 0 for r in hist.rows)
     for r in hist.rows:  # loss = recon + kl per image
-        assert r["train_loss"] == pytest.approx(r["train_recon"] + r["train_kl"], rel=1e-9)
+        assert r["train_loss"] == pytest.approx(r["train_recon"] + r["train_kl"], rel=1e-6)
 
 
 def test_history_values_equal_a_recomputation():

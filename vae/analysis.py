@@ -34,6 +34,7 @@ __all__ = [
     "plot_pca_by_factor",
     "latent_traversals",
     "per_dim_kl",
+    "kl_per_dim_from_stats",
     "plot_per_dim_kl",
 ]
 
@@ -114,9 +115,13 @@ def per_dim_kl(model: nn.Module, data, batch_size: int = 1024, device=None) -> n
     Measured against N(0, 1) whatever the model's prior (for a standard-Normal prior it is exactly
     the per-dimension split of the analytic KL).
     """
-    loc, scale = encode_stats(model, data, batch_size, device)
-    kl = 0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale)
-    return kl.mean(axis=0)
+    return kl_per_dim_from_stats(*encode_stats(model, data, batch_size, device))
+
+
+def kl_per_dim_from_stats(loc, scale) -> np.ndarray:
+    """(D,) mean KL(N(loc, scale) || N(0, 1)) per dimension from (N, D) encoder outputs (see :func:`per_dim_kl`)."""
+    loc, scale = np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    return (0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale)).mean(axis=0)
 
 
 def pca_2d(latents) -> tuple[np.ndarray, np.ndarray]:
@@ -180,14 +185,22 @@ def plot_pca_by_factor(
     if explained is not None:
         xlabel, ylabel = f"PC 1 ({100 * explained[0]:.1f}% var.)", f"PC 2 ({100 * explained[1]:.1f}% var.)"
 
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
     def draw(ax, k):
-        n_classes = len(np.unique(factors[:, k]))
-        cmap = "tab10" if n_classes <= 10 else "viridis"
-        sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap=cmap, s=4, alpha=0.7, linewidths=0, rasterized=True)
-        cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
+        classes = np.unique(factors[:, k])
+        n_classes = len(classes)
+        if n_classes <= 10:  # categorical: one distinct colour per class, ticks at the classes
+            codes = np.searchsorted(classes, f[:, k])
+            cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
+            norm = BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
+            sc = ax.scatter(p[:, 0], p[:, 1], c=codes, cmap=cmap, norm=norm, s=5, alpha=0.75, linewidths=0, rasterized=True)
+            cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(n_classes))
+            cb.set_ticklabels([str(c) for c in classes])
+        else:  # ordinal (orientation, positions): a sequential colour scale
+            sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap="viridis", s=5, alpha=0.75, linewidths=0, rasterized=True)
+            cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
         cb.set_label(f"{factor_names[k]} class")
-        if n_classes <= 10:
-            cb.set_ticks(np.unique(factors[:, k]))
         ax.set_title(f"coloured by {factor_names[k]} ({n_classes} values)", fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
@@ -268,7 +281,7 @@ def latent_traversals(
         grid = out.view(len(dims), int(n_steps), *out.shape[1:]).cpu()
     if path is not None:
         labels = list(row_labels) if row_labels is not None else [f"z{d}" for d in dims]
-        save_image_grid(list(grid), path, row_labels=labels, title=title, cell_inches=0.8)
+        save_image_grid(list(grid), path, row_labels=labels, title=title, cell_inches=0.62)
     return grid
 
 

@@ -123,9 +123,11 @@ def iwae_log_likelihood(
 def elbo_per_image(vae, x: Tensor, n_samples: int = 100, chunk_size: int = 1000, seed: int | None = None) -> Tensor:
     """Monte Carlo ELBO per image (β = 1, whatever ``vae.beta``): mean over S samples of log w, shape (N,)."""
     x, out_device = _prepare(vae, x)
-    total = torch.zeros(len(x), device=x.device)
+    total = None
     with _eval_mode(vae):
         for idx, lw in log_weights(vae, x, n_samples, chunk_size, seed):
+            if total is None:
+                total = torch.zeros(len(x), device=lw.device, dtype=lw.dtype)
             total[idx] += lw.sum(0)
     return (total / n_samples).to(out_device)
 

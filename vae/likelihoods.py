@@ -6,8 +6,8 @@ dims, and into a mean image in [0, 1]:
 >>> import torch
 >>> lik = BernoulliLikelihood()
 >>> out = torch.zeros(2, 1, 3, 3)
->>> lik.distribution(out).event_shape, float(lik.distribution(out).log_prob(torch.ones(2, 1, 3, 3))[0])
-(torch.Size([1, 3, 3]), -6.238324165344238)
+>>> lik.distribution(out).event_shape, round(float(lik.distribution(out).log_prob(torch.ones(2, 1, 3, 3))[0]), 4)
+(torch.Size([1, 3, 3]), -6.2383)
 """
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ class GaussianLikelihood(Likelihood):
     kept ≥ ``min_scale``); a float fixes σ. The decoder output is the mean; :meth:`mean` clips it to
     [0, 1] for display.
 
-    >>> GaussianLikelihood(scale=0.1).sigma().item()
-    0.10000000149011612
+    >>> GaussianLikelihood(scale=0.25).sigma().item()
+    0.25
     """
 
     def __init__(self, scale: float | None = None, init_scale: float = 0.1, min_scale: float = 1e-3) -> None:
@@ -63,25 +63,29 @@ class GaussianLikelihood(Likelihood):
             raise ValueError(f"init_scale must be > 0 and min_scale >= 0; got {init_scale!r}, {min_scale!r}")
         self.learned = scale is None
         self.min_scale = float(min_scale)
-        value = math.log(init_scale if scale is None else scale)
+        self.fixed_scale = None if scale is None else float(scale)
         if self.learned:
-            self.log_scale = nn.Parameter(torch.tensor(value))
-        else:
-            self.register_buffer("log_scale", torch.tensor(value))
+            self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
 
     def sigma(self) -> Tensor:
+        """The pixel standard deviation σ (a scalar tensor)."""
+        if not self.learned:
+            return torch.tensor(self.fixed_scale)
         sigma = self.log_scale.exp()
-        return sigma.clamp_min(self.min_scale) if self.learned and self.min_scale > 0 else sigma
+        return sigma.clamp_min(self.min_scale) if self.min_scale > 0 else sigma
 
     def distribution(self, out: Tensor) -> dist.TorchDistribution:
-        scale = self.sigma().to(out.dtype).expand(out.shape)
+        if self.learned:
+            scale = self.sigma().to(out.dtype).expand(out.shape)
+        else:  # a Python float: exact in any dtype, on any device
+            scale = torch.full_like(out, self.fixed_scale)
         return dist.Normal(out, scale, validate_args=False).to_event(out.dim() - 1)
 
     def mean(self, out: Tensor) -> Tensor:
         return out.clamp(0.0, 1.0)
 
     def extra_repr(self) -> str:
-        return f"learned={self.learned}"
+        return f"learned={self.learned}" if self.learned else f"scale={self.fixed_scale}"
 
 
 LIKELIHOODS = ("bernoulli", "gaussian")

@@ -139,7 +139,7 @@ class VAE(nn.Module):
         self._check_x(x)
         self._register_params()
         prior = self.prior.distribution()
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             with poutine.scale(scale=self._beta):
                 z = pyro.sample("z", prior)
             out = self.decode(z)
@@ -150,7 +150,7 @@ class VAE(nn.Module):
         """q(z|x) = N(loc(x), scale(x)): site "z" (scaled by β) inside plate "data"."""
         self._check_x(x)
         self._register_params()
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             loc, scale = self.encoder(x)
             with poutine.scale(scale=self._beta):
                 z = pyro.sample("z", dist.Normal(loc, scale, validate_args=False).to_event(1))

@@ -1,0 +1,411 @@
+"""The seed report's β-VAE study on dSprites, redone right: training per β, losses, reconstructions,
+traversals, per-dimension KL, MIG (disentanglement_lib's recipe) and PCA of the latent means.
+
+Per β (default 1, 5, 10) the seed's network (vae.nets.ConvEncoder64 / ConvDecoder64, Bernoulli
+likelihood, standard Normal prior) is trained with the seed's hyper-parameters (50 epochs, 200,000
+random images, batch 256, Adam 1e-3, validation 0.05, latent 16) through ``vae.train.fit``. Then
+MIG is measured on the encoder means of ``--mig-samples`` (default 10,000) fresh random images of
+the full 737,280-image grid, 20 bins per latent, factors shape, scale, orientation, posX, posY.
+
+Written under ``--out`` (default runs/dsprites_study):
+  beta_<b>/  history.csv|json, loss_curves.png, reconstructions.png, traversals.png,
+             checkpoint.pt (for --resume)
+  final_losses.csv|json   mig.csv|json   mig_bar.png   per_dim_kl.csv|json|png
+  pca_beta_<max>.png (+ one PNG per factor)   summary.json   report.md (the write-up)
+
+Examples:
+  python examples/dsprites_study.py                      # the full study (GPU: ~1 h; CPU: days)
+  python examples/dsprites_study.py --quick              # whole pipeline in a few minutes on CPU
+  python examples/dsprites_study.py --betas 1 4 10 --max-samples 20000 --epochs 5 --device cpu
+  python examples/dsprites_study.py --resume             # continue interrupted runs per β
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SEED_DEFAULTS = dict(betas=[1.0, 5.0, 10.0], epochs=50, max_samples=200_000, batch_size=256, lr=1e-3,
+                     val_fraction=0.05, latent_dim=16, mig_samples=10_000)
+QUICK_DEFAULTS = dict(betas=[1.0, 10.0], epochs=2, max_samples=256, batch_size=32, mig_samples=500)
+ORIGINAL_MIG = "0.0001–0.0003"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="dsprites_study.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__[__doc__.index("Written under"):],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("training (defaults: the seed report's hyper-parameters)")
+    g.add_argument("--betas", type=float, nargs="+", default=None, metavar="B",
+                   help="KL weights, one run each (default: 1 5 10; --quick: 1 10)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs per run (default 50; --quick: 2)")
+    g.add_argument("--max-samples", type=int, default=None,
+                   help="random training images from dSprites' 737,280 (default 200000; --quick: 256)")
+    g.add_argument("--batch-size", type=int, default=None, help="batch size (default 256; --quick: 32)")
+    g.add_argument("--lr", type=float, default=SEED_DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
+    g.add_argument("--val-fraction", type=float, default=SEED_DEFAULTS["val_fraction"],
+                   help="validation share of the training images (default 0.05)")
+    g.add_argument("--latent-dim", type=int, default=SEED_DEFAULTS["latent_dim"], help="latent dimensions (default 16)")
+    g.add_argument("--dropout", type=float, default=0.2,
+                   help="encoder dropout rate (default 0.2, the nets' default; the seed's rate is not stated; 0 removes it)")
+    g.add_argument("--no-batchnorm", action="store_true", help="remove BatchNorm from encoder and decoder")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    g.add_argument("--seed", type=int, default=0, help="seed of data subset, split, initialisation and batches (default 0)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue each β from its checkpoint (out/beta_<b>/checkpoint.pt) when present")
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--mig-samples", type=int, default=None,
+                   help="random images (full grid) whose encoder means MIG uses (default 10000; --quick: 500)")
+    e.add_argument("--mig-bins", type=int, default=20, help="bins per latent dimension for MIG (default 20)")
+    e.add_argument("--traversal-steps", type=int, default=9, help="values per traversed dimension (default 9)")
+    e.add_argument("--traversal-dims", type=int, default=10,
+                   help="traverse this many dimensions, the most active (highest KL) first (default 10)")
+    e.add_argument("--traversal-span", type=float, default=2.5, help="traversal range ±span around 0 (default 2.5)")
+    o = p.add_argument_group("run")
+    o.add_argument("--quick", action="store_true",
+                   help="smoke test: β 1 and 10, 256 images, 2 epochs, batch 32, MIG on 500 images "
+                        "(explicit options still win)")
+    o.add_argument("--data-path", default=None, help="official dsprites npz (default: procedural generator / cache)")
+    o.add_argument("--cache", action="store_true",
+                   help="build/use the 377 MB bit-packed cache of all 737,280 procedural images (default: render only what is needed)")
+    o.add_argument("--out", default="runs/dsprites_study", help="output directory (default runs/dsprites_study)")
+    o.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
+    o.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    args = p.parse_args(argv)
+    base = dict(SEED_DEFAULTS)
+    if args.quick:
+        base.update(QUICK_DEFAULTS)
+    for key in ("betas", "epochs", "max_samples", "batch_size", "mig_samples"):
+        if getattr(args, key) is None:
+            setattr(args, key, base[key])
+    if any(not (b > 0 and math.isfinite(b)) for b in args.betas):
+        p.error(f"--betas must be positive numbers; got {args.betas}")
+    if len(set(args.betas)) != len(args.betas):
+        p.error(f"--betas must be distinct; got {args.betas}")
+    for key in ("epochs", "max_samples", "batch_size", "latent_dim", "mig_samples", "mig_bins", "traversal_steps", "traversal_dims"):
+        if getattr(args, key) < 1:
+            p.error(f"--{key.replace('_', '-')} must be >= 1; got {getattr(args, key)}")
+    if args.latent_dim < 2:
+        p.error("--latent-dim must be >= 2 (MIG is a gap between two latents)")
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"--dropout must be in [0, 1); got {args.dropout}")
+    return args
+
+
+def beta_tag(beta: float) -> str:
+    return f"{beta:g}".replace(".", "p")
+
+
+def build_model(args, beta: float):
+    import torch
+
+    from vae.model import VAE
+    from vae.nets import ConvDecoder64, ConvEncoder64
+    from vae.priors import StandardNormal
+
+    torch.manual_seed(args.seed)  # identical initialisation for every β
+    enc = ConvEncoder64(latent_dim=args.latent_dim, dropout=args.dropout, batchnorm=not args.no_batchnorm)
+    dec = ConvDecoder64(latent_dim=args.latent_dim, batchnorm=not args.no_batchnorm)
+    return VAE(enc, dec, StandardNormal(args.latent_dim), likelihood="bernoulli", beta=beta)
+
+
+def baselines(images) -> dict:
+    """Reconstruction NLL (nats/image) of models that ignore the image: the global pixel rate, and
+    the per-pixel marginal rate — any reconstruction loss above these is meaningless."""
+    import torch
+
+    x = images.double()
+    n_pix = x[0].numel()
+    p = float(x.mean())
+    h = -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else 0.0
+    pp = x.mean(0).clamp(1e-6, 1 - 1e-6)
+    per_pixel = float(-(x * torch.log(pp) + (1 - x) * torch.log1p(-pp)).sum() / len(x))
+    return {"pixel_rate": p, "global_rate_nll": n_pix * h, "per_pixel_rate_nll": per_pixel}
+
+
+def mig_bar_chart(mig_rows, factor_names, path):
+    from vae.plots import _pyplot
+
+    plt = _pyplot()
+    labels = list(factor_names) + ["MIG (mean)"]
+    x = np.arange(len(labels))
+    width = 0.8 / len(mig_rows)
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    top_small = max(row["mig"] for row in mig_rows) < 0.05
+    for i, row in enumerate(mig_rows):
+        vals = [row[n] if row[n] is not None else np.nan for n in factor_names] + [row["mig"]]
+        bars = ax.bar(x + (i - (len(mig_rows) - 1) / 2) * width, vals, width, label=f"β = {row['beta']:g}")
+        ax.bar_label(bars, fmt="%.3f" if top_small else "%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("MIG (gap / entropy)")
+    top = max([0.05] + [v for row in mig_rows for v in [row["mig"]] + [row[n] for n in factor_names] if v is not None])
+    ax.set_ylim(0, min(1.0, top * 1.25 + 0.02))
+    ax.axvline(len(factor_names) - 0.5, color="k", lw=0.6, ls=":")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax.set_title("MIG per factor and overall (disentanglement_lib recipe, encoder means, 20 bins)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run(args) -> dict:
+    import torch
+
+    from vae import analysis
+    from vae.data.dsprites import load_dsprites
+    from vae.device import resolve_device
+    from vae.metrics import mig
+    from vae.plots import save_image_grid, save_loss_curves
+    from vae.report import Report, write_csv, write_json
+    from vae.train import fit
+
+    t_start = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    progress = not args.no_progress
+    print(f"dSprites β-VAE study: β = {args.betas}, {args.max_samples} images, {args.epochs} epochs, "
+          f"batch {args.batch_size}, lr {args.lr:g}, latent {args.latent_dim}, device {device}, out {out}")
+
+    # ---- data: the training subset (as the seed: random images) and a separate MIG sample
+    t0 = time.time()
+    data = load_dsprites(max_samples=args.max_samples, seed=args.seed, path=args.data_path, cache=args.cache)
+    mig_data = load_dsprites(max_samples=args.mig_samples, seed=args.seed + 1, path=args.data_path, cache=args.cache)
+    factor_names = list(data.factor_names)
+    print(f"data: {len(data)} training images, {len(mig_data)} MIG images ({data.name}) in {time.time() - t0:.1f} s")
+    _, val = data.split(args.val_fraction, args.seed)  # the split fit makes: held-out images for the figures
+    show = (val if len(val) >= 8 else data).sample(8, seed=args.seed).images
+    base = baselines(val.images if len(val) else data.images)
+
+    loss_rows, mig_rows, mig_full, kl_rows, per_beta = [], [], {}, {}, {}
+    latents_by_beta = {}
+    for beta in args.betas:
+        tag = beta_tag(beta)
+        bdir = out / f"beta_{tag}"
+        bdir.mkdir(parents=True, exist_ok=True)
+        ckpt = bdir / "checkpoint.pt"
+        print(f"\n=== β = {beta:g} ===")
+        model = build_model(args, beta)
+        t0 = time.time()
+        hist = fit(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   val_fraction=args.val_fraction, device=device, seed=args.seed, checkpoint=ckpt,
+                   resume=bool(args.resume and ckpt.is_file()), progress=progress,
+                   config={"beta": beta, "latent_dim": args.latent_dim, "dropout": args.dropout,
+                           "batchnorm": not args.no_batchnorm})
+        train_s = time.time() - t0
+        hist.to_csv(bdir / "history.csv")
+        hist.to_json(bdir / "history.json")
+        save_loss_curves(hist.rows, bdir / "loss_curves.png",
+                         title=f"β = {beta:g}: per-image loss (nats), train and validation")
+        model.eval()
+        with torch.no_grad():
+            recon = model.reconstruct(show.to(device)).cpu()
+        save_image_grid([show, recon], bdir / "reconstructions.png", row_labels=["input", "recon."],
+                        title=f"β = {beta:g}: 8 held-out images (top) and reconstructions (bottom)")
+        latents, scales = analysis.encode_stats(model, mig_data, batch_size=512, device=device)
+        kl = analysis.kl_per_dim_from_stats(latents, scales)
+        order = [int(d) for d in np.argsort(-kl)][: args.traversal_dims]
+        analysis.latent_traversals(
+            model, show[:1], bdir / "traversals.png", dims=order, n_steps=args.traversal_steps,
+            span=args.traversal_span, device=device,
+            row_labels=[f"z{d} (KL {kl[d]:.2f})" for d in order],
+            title=f"β = {beta:g}: traversals ±{args.traversal_span:g} (rows by KL)")
+        latents_by_beta[beta] = latents
+        res = mig(latents, mig_data.factors, n_bins=args.mig_bins)
+        mig_full[f"{beta:g}"] = res.to_dict(factor_names)
+        mig_rows.append({"beta": beta, "mig": res.score,
+                         **{n: (None if np.isnan(v) else float(v)) for n, v in zip(factor_names, res.per_factor)},
+                         "active_dims": int((kl > 0.01).sum())})
+        kl_rows[f"{beta:g}"] = kl
+        fin = hist.final()
+        loss_rows.append({"beta": beta, "epochs": int(fin.get("epoch", len(hist))),
+                          **{k: fin.get(k) for k in ("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl")},
+                          "train_seconds": train_s})
+        per_beta[f"{beta:g}"] = {"dir": bdir.name, "final": fin, "train_seconds": train_s,
+                                 "mig": res.score, "per_dim_kl": kl, "best_latent": res.best_latent}
+        print(f"β = {beta:g}: val loss {fin.get('val_loss', float('nan')):.1f}, recon {fin.get('val_recon', float('nan')):.1f}, "
+              f"KL {fin.get('val_kl', float('nan')):.2f} nats/image; MIG {res.score:.4f} "
+              f"({', '.join(f'{n} {v:.3f}' for n, v in zip(factor_names, res.per_factor))}); "
+              f"{int((kl > 0.01).sum())} active dims; {train_s:.0f} s")
+
+    # ---- across β: tables, MIG chart, per-dim KL, PCA of the largest β
+    write_csv(loss_rows, out / "final_losses.csv")
+    write_json(loss_rows, out / "final_losses.json")
+    mig_cols = ["beta", "mig", *factor_names, "active_dims"]
+    write_csv(mig_rows, out / "mig.csv", mig_cols)
+    write_json({"rows": mig_rows, "details": mig_full, "n_points": len(mig_data), "n_bins": args.mig_bins,
+                "recipe": "disentanglement_lib discrete MIG: encoder means, equal-width bins per latent, nats"},
+               out / "mig.json")
+    mig_bar_chart(mig_rows, factor_names, out / "mig_bar.png")
+    kl_table = [{"dim": f"z{d}", **{f"beta={b}": float(v[d]) for b, v in kl_rows.items()}} for d in range(args.latent_dim)]
+    write_csv(kl_table, out / "per_dim_kl.csv")
+    write_json(kl_rows, out / "per_dim_kl.json")
+    analysis.plot_per_dim_kl({f"β = {b}": v for b, v in kl_rows.items()}, out / "per_dim_kl.png",
+                             title="active latent dimensions: mean KL(q(z_d|x) || N(0,1)) on the MIG images")
+    b_max = max(args.betas)
+    proj, ratio = analysis.pca_2d(latents_by_beta[b_max])
+    pca_paths = analysis.plot_pca_by_factor(
+        proj, mig_data.factors, factor_names, out / f"pca_beta_{beta_tag(b_max)}.png", explained=ratio,
+        title=f"PCA of encoder means, β = {b_max:g}", separate=True, seed=args.seed)
+    wall = time.time() - t_start
+
+    summary = {
+        "settings": {k: getattr(args, k) for k in ("betas", "epochs", "max_samples", "batch_size", "lr", "val_fraction",
+                                                   "latent_dim", "dropout", "mig_samples", "mig_bins", "seed", "quick")}
+        | {"batchnorm": not args.no_batchnorm, "device": str(device), "data": data.name},
+        "final_losses": loss_rows, "mig": mig_rows, "baselines": base, "pca_explained_variance_ratio": ratio,
+        "pca_beta": b_max, "wall_seconds": wall, "torch": torch.__version__, "python": platform.python_version(),
+        "per_beta": per_beta,
+    }
+    write_json(summary, out / "summary.json")
+    write_report(out, args, summary, factor_names, mig_full, pca_paths, Report)
+    print(f"\nMIG by β: " + ", ".join(f"β={r['beta']:g}: {r['mig']:.4f}" for r in mig_rows))
+    print(f"wrote {out / 'report.md'} ({wall:.0f} s in all)")
+    return summary
+
+
+def write_report(out: Path, args, s: dict, factor_names, mig_full, pca_paths, Report) -> Path:
+    st = s["settings"]
+    r = Report("β-VAE on dSprites: losses, reconstructions, traversals, MIG and PCA")
+    if args.quick:
+        r.text("> **Quick smoke run** (`--quick`): a few hundred images and a couple of epochs on CPU. The numbers "
+               "below only show that the pipeline works; they say nothing about disentanglement. Run the full "
+               "study (defaults) on a GPU for the real figures.")
+    r.text(f"Generated by `examples/dsprites_study.py` in {s['wall_seconds'] / 60:.1f} min on `{st['device']}` "
+           f"(torch {s['torch']}). Data: `{st['data']}` "
+           f"({'procedural dSprites: the official factor grid and ordering, shapes drawn by our generator' if st['data'] == 'dsprites' else 'the official npz'}).")
+    r.heading("Set-up")
+    r.table([
+        {"setting": "network", "value": f"seed's conv encoder/decoder (ConvEncoder64/ConvDecoder64), BatchNorm {'on' if st['batchnorm'] else 'off'}, encoder dropout {st['dropout']:g}"},
+        {"setting": "likelihood / prior", "value": "Bernoulli on logits / standard Normal; loss = recon + β·KL (analytic KL)"},
+        {"setting": "β", "value": ", ".join(f"{b:g}" for b in st["betas"])},
+        {"setting": "training images", "value": f"{st['max_samples']:,} random of 737,280 (validation {st['val_fraction']:g})"},
+        {"setting": "epochs / batch / optimiser", "value": f"{st['epochs']} / {st['batch_size']} / Adam lr {st['lr']:g}"},
+        {"setting": "latent size", "value": str(st["latent_dim"])},
+        {"setting": "MIG", "value": f"encoder means of {st['mig_samples']:,} fresh random images, {st['mig_bins']} equal-width bins per latent, nats; factors {', '.join(factor_names)}"},
+        {"setting": "seed", "value": str(st["seed"])},
+    ])
+    r.text("Reproduce: `python examples/dsprites_study.py " + " ".join(_cli(args)) + "`")
+
+    r.heading("Final losses")
+    b = s["baselines"]
+    r.table(s["final_losses"], ["beta", "epochs", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "train_seconds"],
+            floatfmt=".2f",
+            headers={"train_seconds": "train time (s)"},
+            caption="Per-image means in nats of the last epoch (loss = recon + β·KL). CSV/JSON: "
+                    "[final_losses.csv](final_losses.csv), [final_losses.json](final_losses.json).")
+    r.text(f"For scale: a model that ignores the image and predicts the global pixel rate "
+           f"({b['pixel_rate']:.3f}) for every pixel has a reconstruction loss of {b['global_rate_nll']:.0f} nats/image; "
+           f"one that predicts each pixel's own marginal rate, {b['per_pixel_rate_nll']:.0f}. The original report's "
+           f"7,200–7,700 nats/image lie *above* these, so they cannot have been per-image Bernoulli NLLs of a working model.")
+    steps = st["epochs"] * math.ceil(st["max_samples"] * (1 - st["val_fraction"]) / st["batch_size"])
+    if st["batchnorm"] and steps < 2000:
+        r.text(f"Note: only {steps:,} optimisation steps per β. BatchNorm's running statistics (Keras momentum "
+               "0.99, i.e. torch momentum 0.01) need a few hundred to a thousand steps to settle, so the validation "
+               "losses (eval mode, running statistics) can be far above the training losses (batch statistics) "
+               "here; with the full run's ~37,000 steps the gap closes.")
+    for beta, info in s["per_beta"].items():
+        r.heading(f"β = {beta}", 3)
+        r.figure(out / info["dir"] / "loss_curves.png", f"β = {beta}: total, reconstruction and KL loss per epoch (train and validation)", out)
+        r.figure(out / info["dir"] / "reconstructions.png", f"β = {beta}: 8 held-out images over their reconstructions", out)
+        r.figure(out / info["dir"] / "traversals.png",
+                 f"β = {beta}: latent traversals of one held-out image (rows: the {min(args.traversal_dims, args.latent_dim)} most active dimensions by KL; columns: the value from −{args.traversal_span:g} to +{args.traversal_span:g})", out)
+
+    r.heading("Active dimensions")
+    r.text("Mean KL(q(z_d|x) ‖ N(0,1)) per latent dimension on the MIG images; a dimension below ~0.01 nat is unused "
+           "(the encoder outputs the prior there). Table: [per_dim_kl.csv](per_dim_kl.csv).")
+    r.figure(out / "per_dim_kl.png", "per-dimension KL for each β (log scale)", out)
+
+    r.heading("MIG")
+    r.table(s["mig"], ["beta", "mig", *factor_names, "active_dims"], floatfmt=".4f",
+            headers={"mig": "MIG", "active_dims": "active dims"},
+            caption="MIG overall and per factor (gap between the two most informative latents over the factor's "
+                    "entropy). CSV/JSON (with the full mutual-information matrices): [mig.csv](mig.csv), [mig.json](mig.json).")
+    r.figure(out / "mig_bar.png", "MIG per factor and overall, per β", out)
+    best = []
+    for beta, d in mig_full.items():
+        best.append({"beta": beta, **{n: f"z{d['best_latent'][n]} ({max(row[j] for row in d['mutual_info']):.2f} / {d['entropy'][n]:.2f})"
+                                       for j, n in enumerate(factor_names)}})
+    r.table(best, ["beta", *factor_names],
+            caption="Most informative latent per factor: its mutual information / the factor's entropy (nats).")
+    mig_values = [row["mig"] for row in s["mig"]]
+    trend = "rises" if all(a < b for a, b in zip(mig_values, mig_values[1:])) else "does not rise monotonically"
+    per_beta_mig = ", ".join(f"β={row['beta']:g}: {row['mig']:.3f}" for row in s["mig"])
+    r.text(f"Measured: MIG {trend} with β here ({per_beta_mig}). "
+           "Published β-VAE values on dSprites are roughly 0.05–0.4 depending on β and seed (Chen et al. 2018; "
+           "Locatello et al. 2019).")
+
+    r.heading("Why the original report's MIG was wrong")
+    r.text(f"The report gave MIG {ORIGINAL_MIG} for every β — one to three orders of magnitude below published "
+           "β-VAE results, and below what even a poor encoder scores. The value is a *normalised* gap: for a "
+           "factor like posX (entropy log 32 ≈ 3.47 nats) a single latent that tracks it coarsely already carries "
+           "≥ 1 nat more than the second best latent, i.e. a gap of ~0.3. Values of 10⁻⁴ arise only when the "
+           "estimator destroys the information, e.g. (i) scoring *sampled* codes z ~ q(z|x) with a plug-in "
+           "histogram estimator (at β ≥ 5 the posterior noise swamps the signal and every latent looks alike), "
+           "(ii) binning all latents with one global range or too few/too many bins so that each latent falls into "
+           "one bin or every point into its own, (iii) using a continuous MI estimator on discrete factors, or "
+           "(iv) normalising by the wrong entropy (e.g. in bits vs nats mixed, or by N). This study uses the "
+           "disentanglement_lib recipe exactly: encoder means, each latent binned separately into 20 equal-width "
+           "bins between its min and max, discrete MI in nats, gap divided by the factor's entropy "
+           "(`vae/metrics.py`). The implementation is tested against disentanglement_lib's sklearn-based code "
+           "(equal to 1e-9 on random inputs) and against hand computations (a code that copies each factor "
+           "scores 1 per factor when the factor fits the bins, 0.85 for a 32-valued factor in 20 bins; a random "
+           "rotation of it scores far lower), so values here are comparable to the literature.")
+
+    r.heading(f"PCA of the latent means (β = {s['pca_beta']:g})")
+    ev = s["pca_explained_variance_ratio"]
+    r.text(f"The encoder means of the {st['mig_samples']:,} MIG images projected on their first two principal "
+           f"components ({100 * ev[0]:.1f}% and {100 * ev[1]:.1f}% of the variance), coloured by each factor. "
+           "Smooth colour gradients mean that factor is encoded along that direction; mixed colours mean it is not "
+           "visible in the two leading components.")
+    r.figure(pca_paths[0], f"PCA of encoder means, β = {s['pca_beta']:g}, one panel per factor", out)
+    for p, n in zip(pca_paths[1:], factor_names):
+        r.figure(p, f"PCA (β = {s['pca_beta']:g}) coloured by {n}", out)
+
+    r.heading("Files")
+    r.text("Per β: `beta_<b>/history.csv|json` (per-epoch train/validation loss, recon, KL), the three figures above "
+           "and `checkpoint.pt` (for `--resume`). Across β: `final_losses.csv|json`, `mig.csv|json`, `mig_bar.png`, "
+           "`per_dim_kl.csv|json|png`, the PCA figures and `summary.json`.")
+    return r.save(out / "report.md")
+
+
+def _cli(args) -> list[str]:
+    parts = []
+    if args.quick:
+        parts.append("--quick")
+    parts += ["--betas", *[f"{b:g}" for b in args.betas], "--epochs", str(args.epochs), "--max-samples", str(args.max_samples),
+              "--batch-size", str(args.batch_size), "--mig-samples", str(args.mig_samples), "--seed", str(args.seed)]
+    if args.dropout != 0.2:
+        parts += ["--dropout", f"{args.dropout:g}"]
+    if args.no_batchnorm:
+        parts.append("--no-batchnorm")
+    if args.latent_dim != 16:
+        parts += ["--latent-dim", str(args.latent_dim)]
+    return parts
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    summary = run(args)
+    if args.json:
+        print(json.dumps({"mig": summary["mig"], "final_losses": summary["final_losses"],
+                          "wall_seconds": summary["wall_seconds"]}, indent=2, default=float))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

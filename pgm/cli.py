@@ -1,0 +1,140 @@
+"""Command line of ``examples/check_independence.py`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .statements import GRAMMAR
+
+EPILOG = f"""\
+modes:
+  (no network option)   print the answer key of exercises Q1.1-Q1.3; exit 0 iff every answer
+                        matches the expected one, 1 otherwise
+  --bif/--model/--edges/--undirected STATEMENT...
+                        decide each statement on that network; exit 0 iff every statement
+                        holds as written, 1 if one does not, 2 on bad input
+
+statement grammar:{GRAMMAR}
+examples:
+  check_independence.py
+  check_independence.py --json
+  check_independence.py --edges "M->I, S->I, I->T, F->T, I->D, T->D" "F ⊥ D" "M _|_ F | T"
+  check_independence.py --undirected "A-B, B-E, E-G" "A indep G given E"
+  check_independence.py --model asia "smoke ⊥ dysp | either, bronc" --blanket lung
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="check_independence.py",
+        description="Decide conditional-independence statements on Bayesian networks (d-separation) "
+                    "and Markov networks (separation), with the reason: an active trail, or every "
+                    "trail and the node and rule that block it.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--bif", metavar="FILE", help="Bayesian network from a BIF file (.bif or .bif.gz)")
+    net.add_argument("--model", metavar="NAME", help="a BIF model bundled with pgmpy (alarm, asia, child, ...)")
+    net.add_argument("--edges", metavar="EDGES", help='Bayesian network from directed edges, e.g. "A->B, B->C"')
+    net.add_argument("--undirected", metavar="EDGES", help='Markov network from undirected edges, e.g. "A-B, B-C"')
+    p.add_argument("statements", nargs="*", metavar="STATEMENT", help='e.g. "X ⊥ Y | Z" (free mode only)')
+    p.add_argument("--blanket", metavar="NODE", action="append", default=[], help="also print MB(NODE) (free mode)")
+    p.add_argument("--json", action="store_true", help="print one JSON document (a list of records) instead of text")
+    p.add_argument("--plot", metavar="DIR", help="write the networks (and witness trails) as PNGs into DIR")
+    p.add_argument("--limit", type=int, default=6, metavar="N", help="blocked trails listed per statement (default 6)")
+    p.add_argument("--list-models", action="store_true", help="list the bundled pgmpy models and exit")
+    return p
+
+
+def _load(args):
+    from . import networks
+
+    if args.bif:
+        return networks.read_bif(args.bif), args.bif
+    if args.model:
+        return networks.bundled_model(args.model), args.model
+    if args.edges is not None:
+        nodes, edges = networks.parse_edges(args.edges, directed=True)
+        return networks.bayesian_network(edges, nodes), "edges"
+    nodes, edges = networks.parse_edges(args.undirected, directed=False)
+    return networks.markov_network(edges, nodes), "undirected"
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "_" for c in text)
+    return "_".join(filter(None, keep.split("_")))[:60] or "stmt"
+
+
+def free_mode(args) -> int:
+    from .blanket import markov_blanket
+    from .independence import decide
+    from .report import statement_record
+
+    model, name = _load(args)
+    if not args.statements and not args.blanket:
+        raise ValueError("give at least one statement (e.g. \"A ⊥ B | C\") or --blanket NODE after the network; "
+                         f"variables: {', '.join(sorted(model.nodes)[:40])}")
+    verdicts = [decide(model, s, limit=args.limit) for s in args.statements]  # parse all first: fail early
+    blankets = [markov_blanket(model, n) for n in args.blanket]
+    records = [statement_record(v, None, str(i), name) for i, v in enumerate(verdicts, 1)]
+    records += [{"kind": "blanket", "exercise": None, "id": f"MB({b.node})", "network": name, **b.record()}
+                for b in blankets]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=1))
+    else:
+        kind = "Bayesian network (d-separation)" if model.is_directed() else "Markov network (separation)"
+        print(f"{name}: {kind}, {model.number_of_nodes()} nodes, {model.number_of_edges()} edges")
+        for v in verdicts:
+            print(f"{v.statement}: {'holds' if v.holds else 'does NOT hold'} — " + v.reason())
+        for b in blankets:
+            print(b)
+    if args.plot:
+        from .draw import draw
+
+        draw(model, f"{args.plot}/network.png", name)
+        for i, v in enumerate(verdicts, 1):
+            draw(model, f"{args.plot}/stmt{i}_{_slug(v.statement.text)}.png", f"{name}: {v.statement}",
+                 v.witness, v.observed)
+    return 0 if all(v.holds for v in verdicts) else 1
+
+
+def key_mode(args) -> int:
+    from .report import answer_key
+
+    records, text = answer_key(limit=args.limit)
+    print(json.dumps(records, ensure_ascii=False, indent=1) if args.json else text)
+    if args.plot:
+        from .draw import draw
+        from .exercises import NETWORKS, STATEMENTS, network
+        from .independence import decide
+
+        for key, (_, _, _, title) in NETWORKS.items():
+            draw(network(key), f"{args.plot}/q{key.replace('.', '_')}.png", title)
+        for s in STATEMENTS:
+            v = decide(network(s.network), s.statement)
+            if v.witness is not None:
+                draw(network(s.network), f"{args.plot}/q{s.exercise.replace('.', '_')}_{_slug(s.id)}.png",
+                     f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed)
+    return 0 if all(r["correct"] for r in records) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.list_models:
+            from .networks import bundled_model_names
+
+            print("\n".join(bundled_model_names()))
+            return 0
+        if args.bif or args.model or args.edges is not None or args.undirected is not None:
+            return free_mode(args)
+        if args.statements or args.blanket:
+            raise ValueError("statements need a network: --edges, --undirected, --bif or --model")
+        return key_mode(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
