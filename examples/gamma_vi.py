@@ -89,11 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="n i.i.d. observations of one problem, comma-separated, each >= 0")
     p.add_argument("--shape", type=float, default=None, metavar="ALPHA",
                    help="fixed Gamma shape of q (default: 1 + n, i.e. 2 for one x); with "
-                        "--learn-shape, the starting value")
+                        "--learn-shape, the starting value (default start: 1, the prior's)")
     p.add_argument("--learn-shape", action="store_true",
                    help="learn the shape alpha too (optimum: alpha = 1 + n, theta = 1 + sum x)")
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help="SVI steps per fit (default: 700, or 2000 with --learn-shape)")
+                   help="SVI steps per fit (default: 500, or 2000 with --learn-shape)")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_STEPS} steps: a fast smoke run (accuracy about 1%%)")
     p.add_argument("--particles", type=_positive_int, default=256,
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--lr must be > 1e-3 (the final learning rate); got {args.lr}")
     except ValueError as e:
         parser.error(str(e))
-    steps = args.steps or (QUICK_STEPS if args.quick else (2000 if args.learn_shape else 700))
+    steps = args.steps or (QUICK_STEPS if args.quick else (2000 if args.learn_shape else 500))
 
     from vi.svi import fit
 
@@ -203,17 +203,21 @@ def main(argv: list[str] | None = None) -> int:
 
     loss_name = ("TraceMeanField_ELBO (analytic KL(Gamma‖Exponential))" if args.loss == "meanfield"
                  else "Trace_ELBO")
-    shape_txt = ("learned" if args.learn_shape
-                 else ("1 + n" if args.shape is None else f"{args.shape:g} (fixed)"))
+    if args.learn_shape:
+        shape_txt = "learned (start " + ("1, the prior's" if args.shape is None
+                                         else f"{args.shape:g}") + ")"
+    else:
+        shape_txt = "fixed, " + ("1 + n (= 2 for one x)" if args.shape is None else f"{args.shape:g}")
     print("Gamma exercise (Q1.4): z ~ Exponential(1), x | z ~ Exponential(rate z), "
           "q_θ = Gamma(2, rate θ)")
     print("  −ELBO(θ) = 2 log θ − 2 + 2(x + 1)/θ + const  ⇒  θ* = x + 1")
     print("  exact posterior p(z | x) = Gamma(2, x + 1) = q_θ*, so KL(q_θ* ‖ p(z|x)) = 0 and")
     print("  ELBO(θ*) = log p(x) = log ∫ z e^{−z(x+1)} dz = −2 log(x + 1)")
     print()
-    print(f"SVI: {loss_name}, {args.particles} particles/step, ClippedAdam lr {args.lr:g} → 1e-3 "
-          f"over {steps} steps, seed {args.seed}; shape {shape_txt}; "
-          "final ELBO: Monte Carlo, 20000 particles")
+    print(f"SVI: {loss_name}, {args.particles} particles/step,")
+    print(f"     ClippedAdam lr {args.lr:g} → 1e-3 over {steps} steps, seed {args.seed}; "
+          f"shape of q {shape_txt};")
+    print("     final ELBO: Monte Carlo over 20000 samples of log p(x,z) − log q(z), z ~ q")
     print()
     kind0 = results[0][0]
     if kind0 == "x":

@@ -145,12 +145,12 @@ def fit(
     *,
     alpha: float | None = None,
     learn_shape: bool = False,
-    steps: int = 1000,
+    steps: int = 500,
     lr: float = 0.1,
     lr_final: float = 1e-3,
     num_particles: int = 256,
     loss: Literal["meanfield", "trace"] = "meanfield",
-    theta_init: float = 1.0,
+    theta_init: float = 0.5,
     alpha_init: float | None = None,
     eval_particles: int = 20_000,
     seed: int = 0,
@@ -161,12 +161,16 @@ def fit(
     Args:
         x: one observation or a 1-D sequence (all in ``[0, inf)``; else ``ValueError``).
         alpha: fixed shape; default ``1 + n`` (2 for one x: the exercise).  With
-            ``learn_shape`` it is only the default starting value.
+            ``learn_shape`` it is only the starting value (default start: 1, i.e. q starts
+            as the prior's shape).
         learn_shape: learn ``alpha`` too (optimum: the posterior ``Gamma(1 + n, 1 + sum x)``).
-        steps, lr, lr_final: ClippedAdam steps and learning rate decayed geometrically.
+        steps, lr, lr_final: ClippedAdam steps and learning rate decayed geometrically
+            (500 steps reach theta* within 0.5% for x in [0, 10]; a learned shape needs about
+            2000 for 1%).
         num_particles: vectorised particles per step.
         loss: ``"meanfield"`` (TraceMeanField_ELBO, analytic KL) or ``"trace"`` (Trace_ELBO).
-        theta_init, alpha_init: starting values.
+        theta_init, alpha_init: starting values (theta 0.5, below every theta* of the
+            exercise so that even x = 0 has to be found; alpha as above).
         eval_particles: particles for the final ELBO estimate.
         seed: seeds Pyro/torch/NumPy (``pyro.set_rng_seed``); the param store is cleared.
         progress: show a tqdm bar.
@@ -194,6 +198,9 @@ def fit(
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
     xt = as_tensor(xs)
+    if learn_shape and alpha_init is None:
+        # Start a learned shape at the prior's, Gamma(1, 1) = Exponential(1), unless told.
+        alpha_init = 1.0 if alpha is None else a_fixed
     guide = GammaGuide(alpha=a_fixed, learn_shape=learn_shape, theta_init=theta_init,
                        alpha_init=alpha_init)
     elbo_cls = TraceMeanField_ELBO if loss == "meanfield" else Trace_ELBO
