@@ -8,8 +8,10 @@ modules, ``z = loc + scale·ε``, ``BCE-with-logits(sum) + closed-form KL``, ``(
 lives on the device, losses accumulated on the device (read once per epoch).
 
 One "epoch" is ``--steps`` batches. The two paths alternate epoch by epoch (``--rounds`` rounds after
-a warm-up epoch each), which keeps a shared machine's load changes from favouring one side; the
-median images/s of each is reported, and the ratio ours / plain (target >= 0.9).
+a warm-up epoch each), which keeps a shared machine's load changes from favouring one side. Reported:
+images/s of each from the fastest epoch (best-of-N: other users' load only ever adds time, so the
+minimum is the robust estimate on a shared machine) and from the median epoch, and the ratios
+ours / plain (target >= 0.9).
 
 ``--overhead`` also times the forward loss alone on a small batch (where framework overhead shows):
 ``VAE.loss_terms`` vs the plain expression, and Pyro's ``TraceMeanField_ELBO.differentiable_loss``.
@@ -166,8 +168,10 @@ def main(argv=None) -> int:
         t_ours.append(fit_epoch(ours, images, args.batch_size, device, seed=r + 1))
         t_plain.append(plain_epoch(plain, plain_opt, images, args.batch_size, gen))
         print(f"  round {r + 1}: fit {n / t_ours[-1]:8.1f} img/s   plain {n / t_plain[-1]:8.1f} img/s", flush=True)
-    ips_ours, ips_plain = n / statistics.median(t_ours), n / statistics.median(t_plain)
+    ips_ours, ips_plain = n / min(t_ours), n / min(t_plain)
     ratio = ips_ours / ips_plain
+    med_ours, med_plain = n / statistics.median(t_ours), n / statistics.median(t_plain)
+    ratio_median = med_ours / med_plain
     result = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
@@ -175,6 +179,8 @@ def main(argv=None) -> int:
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "data": args.data,
         "images_per_s_fit": round(ips_ours, 2), "images_per_s_plain": round(ips_plain, 2), "ratio": round(ratio, 4),
+        "images_per_s_fit_median": round(med_ours, 2), "images_per_s_plain_median": round(med_plain, 2),
+        "ratio_median": round(ratio_median, 4),
         "epoch_seconds_fit": [round(t, 3) for t in t_ours], "epoch_seconds_plain": [round(t, 3) for t in t_plain],
         "load_average_start_end": [round(load0[0], 2), round(os.getloadavg()[0], 2)], "note": args.note,
     }
@@ -185,9 +191,10 @@ def main(argv=None) -> int:
         f"device: {result['device']} ({result['device_name']}), torch {result['torch']}, {result['threads']} threads",
         f"network: ConvEncoder64/ConvDecoder64, latent {args.latent_dim}, StandardNormal prior, Bernoulli, Adam 1e-3",
         f"epoch: {args.steps} steps x batch {args.batch_size} ({n} images, {args.data}); {args.rounds} alternating rounds after warm-up",
-        f"fit    {ips_ours:10.1f} images/s   (median epoch {statistics.median(t_ours):.3f} s)",
-        f"plain  {ips_plain:10.1f} images/s   (median epoch {statistics.median(t_plain):.3f} s)",
-        f"ratio fit/plain = {ratio:.3f}   (target >= 0.9)",
+        f"                best epoch              median epoch",
+        f"fit    {ips_ours:10.1f} images/s   {med_ours:10.1f} images/s",
+        f"plain  {ips_plain:10.1f} images/s   {med_plain:10.1f} images/s",
+        f"ratio fit/plain = {ratio:.3f} (best)   {ratio_median:.3f} (median)   (target >= 0.9)",
         f"load average at start/end: {result['load_average_start_end']}",
     ]
     if args.overhead:

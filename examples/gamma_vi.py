@@ -34,7 +34,7 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_XS = (0.0, 1.0, 3.0, 10.0)
-QUICK_STEPS = 300
+QUICK_STEPS = 500
 
 
 def _parse_data(text: str) -> list[float]:
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="SVI steps per fit (default: 500, or 2000 with --learn-shape)")
     p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_STEPS} steps: a fast smoke run (accuracy about 1%%)")
+                   help=f"{QUICK_STEPS} steps, also with --learn-shape: a smoke run of about a second")
     p.add_argument("--particles", type=_positive_int, default=256,
                    help="vectorised Monte-Carlo particles per SVI step (default: 256)")
     p.add_argument("--lr", type=float, default=0.1,

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="code size (default: 16 plain, 64 denoising, 128 super-resolution)")
     p.add_argument("--epochs", type=int, default=None, help=f"epochs per task (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
     p.add_argument("--max-samples", type=int, default=None, help="training digits to use (default: all 4,500)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs per task: under a minute on 2 CPU cores")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda (default: auto)")
