@@ -32,6 +32,9 @@ try:  # the package, when pip-installed; else the checkout this script lives in
     import vi  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli beside this script
+
+from _cli import positive_int as _positive_int  # noqa: E402
 
 DEFAULT_XS = (0.0, 1.0, 3.0, 10.0)
 QUICK_STEPS = 500
@@ -52,16 +55,6 @@ def _parse_data(text: str) -> list[float]:
                 f"--data item {t!r} is not a number (expected comma-separated numbers in "
                 "[0, inf), e.g. 1.2,0.4,2.0)") from None
     return out
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ __all__ = [
     "per_dim_kl",
     "kl_per_dim_from_stats",
     "plot_per_dim_kl",
+    "latent_plane_grid",
 ]
 
 
@@ -158,13 +159,16 @@ def plot_pca_by_factor(
     max_points: int = 5000,
     seed: int = 0,
     separate: bool = False,
+    axis_labels: tuple[str, str] = ("PC 1", "PC 2"),
 ) -> list[Path]:
     """Scatter the 2-d projection once per factor, points coloured by the factor's class.
 
     ``proj`` (N, 2), ``factors`` (N, K) classes, ``factor_names`` (K,). One figure with K panels
     at ``path``; with ``separate=True`` also one PNG per factor next to it
     (``<stem>_<name>.png``). At most ``max_points`` random points are drawn (readable, small files).
-    Returns the written paths (the combined figure first).
+    ``axis_labels`` name the two coordinates (a 2-d latent's own axes: ``("z1", "z2")``); with
+    ``explained`` each gets its share of the variance. Returns the written paths (the combined
+    figure first).
     """
     plt = _pyplot()
     proj = np.asarray(proj)
@@ -181,9 +185,10 @@ def plot_pca_by_factor(
     if len(idx) > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_points, replace=False))
     p, f = proj[idx], factors[idx]
-    xlabel, ylabel = "PC 1", "PC 2"
+    size = 5 if len(idx) > 2000 else 12  # small dots for dense clouds, visible ones for a few hundred
+    xlabel, ylabel = axis_labels
     if explained is not None:
-        xlabel, ylabel = f"PC 1 ({100 * explained[0]:.1f}% var.)", f"PC 2 ({100 * explained[1]:.1f}% var.)"
+        xlabel, ylabel = (f"{a} ({100 * e:.1f}% var.)" for a, e in zip(axis_labels, explained))
 
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
@@ -194,11 +199,11 @@ def plot_pca_by_factor(
             codes = np.searchsorted(classes, f[:, k])
             cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
             norm = BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
-            sc = ax.scatter(p[:, 0], p[:, 1], c=codes, cmap=cmap, norm=norm, s=5, alpha=0.75, linewidths=0, rasterized=True)
+            sc = ax.scatter(p[:, 0], p[:, 1], c=codes, cmap=cmap, norm=norm, s=size, alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(n_classes))
             cb.set_ticklabels([str(c) for c in classes])
         else:  # ordinal (orientation, positions): a sequential colour scale
-            sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap="viridis", s=5, alpha=0.75, linewidths=0, rasterized=True)
+            sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap="viridis", s=size, alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
         cb.set_label(f"{factor_names[k]} class")
         ax.set_title(f"coloured by {factor_names[k]} ({n_classes} values)", fontsize=10)
@@ -209,7 +214,7 @@ def plot_pca_by_factor(
     n = factors.shape[1]
     n_cols = min(n, 3)
     n_rows = int(np.ceil(n / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 4.0 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(max(4.6 * n_cols, 6.0), max(4.0 * n_rows, 5.0)), squeeze=False)
     for k in range(n):
         draw(axes.flat[k], k)
     for ax in list(axes.flat)[n:]:
@@ -306,6 +311,76 @@ def plot_per_dim_kl(kl_by_run: dict[str, np.ndarray], path: str | Path, threshol
     ax.set_title(title or "per-dimension KL")
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def latent_plane_grid(
+    model: nn.Module,
+    path: str | Path | None = None,
+    n: int = 15,
+    quantile: float = 0.05,
+    device=None,
+    title: str | None = None,
+) -> tuple[Tensor, np.ndarray]:
+    """Decode an ``n`` x ``n`` grid over a 2-d latent plane (the manifold plot of Kingma & Welling).
+
+    The grid's values on each axis are standard-Normal quantiles evenly spaced from ``quantile`` to
+    ``1 - quantile``, so equal areas of prior mass get equal room. Returns ``(images (n, n, C, H, W)
+    on the CPU, values (n,))``; row ``i`` has ``z2 = values[n - 1 - i]`` (up is positive), column
+    ``j`` has ``z1 = values[j]``. With ``path`` the grid is saved as one tiled PNG with the z values
+    on its axes.
+
+    >>> from vae.model import VAE
+    >>> from vae.nets import MLPEncoder, MLPDecoder
+    >>> from vae.priors import StandardNormal
+    >>> m = VAE(MLPEncoder(2, (1, 4, 4), (8,)), MLPDecoder(2, (1, 4, 4), (8,)), StandardNormal(2))
+    >>> images, values = latent_plane_grid(m, n=5)
+    >>> tuple(images.shape), round(float(values[2]), 6)
+    ((5, 5, 1, 4, 4), 0.0)
+    """
+    if not 0 < float(quantile) < 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5); got {quantile!r}")
+    if int(n) < 2:
+        raise ValueError(f"n must be an integer >= 2; got {n!r}")
+    if getattr(model, "latent_dim", None) != 2:
+        raise ValueError(f"latent_plane_grid needs a model with a 2-d latent; "
+                         f"this one has {getattr(model, 'latent_dim', 'no')} latent dimensions")
+    n = int(n)
+    dev = _model_device(model, device)
+    probs = torch.linspace(float(quantile), 1.0 - float(quantile), n, dtype=torch.float64)
+    values = torch.distributions.Normal(0.0, 1.0).icdf(probs)
+    values = 0.5 * (values - values.flip(0))  # exactly antisymmetric: the middle value is 0
+    z1 = values.repeat(n)                       # columns: z1 increasing
+    z2 = values.flip(0).repeat_interleave(n)    # rows: z2 decreasing, so up is positive
+    z = torch.stack([z1, z2], 1).to(dev, torch.float32)
+    with _eval_mode(model):
+        out = _to_mean_image(model, model.decode(z)).cpu()
+    images = out.view(n, n, *out.shape[1:])
+    if path is not None:
+        _save_plane(images, values.numpy(), Path(path), title)
+    return images, values.numpy()
+
+
+def _save_plane(images: Tensor, values: np.ndarray, path: Path, title: str | None) -> Path:
+    plt = _pyplot()
+    n, _, c, h, w = images.shape
+    tiles = images.clamp(0, 1).permute(0, 3, 1, 4, 2).reshape(n * h, n * w, c).numpy()
+    fig, ax = plt.subplots(figsize=(8.0, 8.0))
+    ax.imshow(tiles[..., 0] if c == 1 else tiles, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    centres = np.arange(n) * w + (w - 1) / 2
+    step = max(1, n // 8)
+    ax.set_xticks(centres[::step])
+    ax.set_xticklabels([f"{v:.2f}" for v in values[::step]])
+    ax.set_yticks(centres[::step])
+    ax.set_yticklabels([f"{v:.2f}" for v in values[::-1][::step]])
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    ax.set_title(title or "decoded latent plane")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -71,7 +71,7 @@ class SparseCodingEncoder(nn.Module):
 
 
 class SCVAE(VAE):
-    """Sparse-coding VAE: ``SCVAE(encoder, decoder, prior, likelihood="bernoulli", beta=1.0, lam=1.0)``.
+    """Sparse-coding VAE: ``SCVAE(encoder, decoder, prior, likelihood="bernoulli", beta=1.0, lam=0.1)``.
 
     ``encoder`` must return a sparse ``loc`` (a :class:`SparseCodingEncoder`); ``lam`` >= 0 weights
     the l1 penalty. ``loss_terms(x)`` -> ``{"loss", "recon", "kl", "l1"}`` (per-batch sums, nats),
@@ -85,7 +85,7 @@ class SCVAE(VAE):
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior, likelihood="bernoulli",
-                 beta: float = 1.0, lam: float = 1.0, analytic_kl: bool | None = None, name: str = "scvae") -> None:
+                 beta: float = 1.0, lam: float = 0.1, analytic_kl: bool | None = None, name: str = "scvae") -> None:
         super().__init__(encoder, decoder, prior, likelihood=likelihood, beta=beta, analytic_kl=analytic_kl, name=name)
         if not lam >= 0:
             raise ValueError(f"lam (l1 weight) must be >= 0; got {lam!r}")
@@ -95,7 +95,7 @@ class SCVAE(VAE):
 
     @classmethod
     def mlp(cls, latent_dim: int = 32, input_shape: Sequence[int] = (1, 28, 28), hidden_sizes=(512, 256),
-            n_steps: int = 5, lam: float = 1.0, beta: float = 1.0, likelihood="bernoulli",
+            n_steps: int = 5, lam: float = 0.1, beta: float = 1.0, likelihood="bernoulli",
             lista_lam: float = 0.1) -> "SCVAE":
         """MLP features -> LISTA encoder, MLP decoder (reversed hidden sizes), N(0, I) prior."""
         enc = SparseCodingEncoder.mlp(latent_dim, input_shape, hidden_sizes, n_steps, lista_lam)
@@ -151,9 +151,11 @@ class SCVAE(VAE):
 def sparsity_metrics(model: VAE, images: Tensor, batch_size: int = 1024, atol: float = 0.0) -> dict:
     """Sparsity of the posterior means (``model.encode(x)[0]``) over ``images``.
 
-    Returns ``fraction_zeros`` (entries with |c| <= atol), ``hoyer`` (mean Hoyer sparsity per
-    image), ``active_per_image`` (mean number of non-zero units) and ``dead_units`` (units that
-    are zero for every image), plus the codes themselves as ``codes`` (numpy, N x D).
+    Returns ``fraction_zeros`` (entries with |c| <= atol), ``hoyer`` (mean Hoyer sparsity over
+    the images whose code is not all zero; NaN if none is), ``active_per_image`` (mean number of
+    non-zero units), ``empty_codes`` (share of images whose whole code is zero: a collapsed code
+    is sparse but says nothing) and ``dead_units`` (units that are zero for every image), plus the
+    codes themselves as ``codes`` (numpy, N x D).
     """
     was_training = model.training
     model.eval()
@@ -161,10 +163,12 @@ def sparsity_metrics(model: VAE, images: Tensor, batch_size: int = 1024, atol: f
     codes = torch.cat([model.encode(images[i : i + batch_size].to(device))[0] for i in range(0, len(images), batch_size)])
     model.train(was_training)
     nonzero = codes.abs() > atol
+    informative = nonzero.any(1)
     return {
         "fraction_zeros": fraction_zeros(codes, atol),
-        "hoyer": float(hoyer_sparsity(codes).mean()),
+        "hoyer": float(hoyer_sparsity(codes[informative]).mean()) if informative.any() else float("nan"),
         "active_per_image": float(nonzero.float().sum(1).mean()),
+        "empty_codes": float((~informative).float().mean()),
         "dead_units": int((~nonzero.any(0)).sum()),
         "codes": codes.cpu().numpy(),
     }

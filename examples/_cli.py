@@ -1,0 +1,35 @@
+"""Argument types shared by the example scripts: each parses one number and names what it expected.
+
+>>> positive_int("3"), fraction("0.05")
+(3, 0.05)
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction"]
+
+
+def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse ``type=`` that converts with ``kind`` and accepts only values where ``ok``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+nonneg_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number(float, "a finite number > 0", lambda v: v > 0)
+nonneg_float = _number(float, "a finite number >= 0", lambda v: v >= 0)
+fraction = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
