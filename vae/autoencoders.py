@@ -155,7 +155,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def evaluate(self, x: Tensor, seed: int = 0, batch_size: int = 1000) -> dict:
         """PSNR (dB) of the model and of the baseline on clean images x, with a corruption drawn
-        from a fixed ``seed``; returns also the inputs, outputs and baselines of the first 8."""
+        from a fixed ``seed``; returns also all the inputs, outputs and baselines (on the device)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
