@@ -26,16 +26,21 @@ class Blanket:
     children: tuple[str, ...] = ()
     coparents: tuple[str, ...] = ()
     neighbours: tuple[str, ...] = ()
+    directed: bool = False          # True: a node of a Bayesian network
 
     def __str__(self) -> str:
+        """``MB(T) = parents {..} ∪ children {..} ∪ co-parents {..} = {..}`` for a BN node (even an
+        isolated one), ``MB(T) = neighbours {..}`` for an MN node."""
         s = lambda xs: "{" + ", ".join(xs) + "}"
-        if self.neighbours or not (self.parents or self.children):
+        if not self.directed:
             return f"MB({self.node}) = neighbours {s(self.neighbours)}"
         return (f"MB({self.node}) = parents {s(self.parents)} ∪ children {s(self.children)} "
                 f"∪ co-parents {s(self.coparents)} = {s(self.members)}")
 
     def record(self) -> dict:
-        return {"node": self.node, "blanket": list(self.members), "parents": list(self.parents),
+        """JSON-ready fields."""
+        return {"node": self.node, "directed": self.directed, "blanket": list(self.members),
+                "parents": list(self.parents),
                 "children": list(self.children), "coparents": list(self.coparents),
                 "neighbours": list(self.neighbours)}
 
@@ -49,6 +54,6 @@ def markov_blanket(model: nx.Graph, node: str) -> Blanket:
         children = tuple(sorted(model.successors(node)))
         co = tuple(sorted({p for c in children for p in model.predecessors(c)} - {node}))
         members = tuple(sorted(set(parents) | set(children) | set(co)))
-        return Blanket(node, members, parents, children, co)
+        return Blanket(node, members, parents, children, co, directed=True)
     nbrs = tuple(sorted(model.neighbors(node)))
     return Blanket(node, nbrs, neighbours=nbrs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .statements import GRAMMAR
@@ -15,6 +16,7 @@ modes:
   --bif/--model/--edges/--undirected STATEMENT...
                         decide each statement on that network; exit 0 iff every statement
                         holds as written, 1 if one does not, 2 on bad input
+  (a closed output pipe, e.g. "| head -3", ends the run quietly with exit status 1)
 
 statement grammar:{GRAMMAR}
 examples:
@@ -61,9 +63,36 @@ def _load(args):
     return networks.markov_network(edges, nodes), "undirected"
 
 
+_SLUG_NAMES = {"'": "prime", "\u22a5": "indep", "\u0338": "not", "|": "given", ",": "comma",
+               "{": "lbrace", "}": "rbrace", ".": "dot", "_": "us", "+": "plus"}
+_SLUG_MAX = 120
+
+
 def _slug(text: str) -> str:
-    keep = "".join(c if c.isalnum() else "_" for c in text)
-    return "_".join(filter(None, keep.split("_")))[:60] or "stmt"
+    """A file-name-safe, injective encoding of ``text`` (``3-bn`` and ``3-bn'`` differ).
+
+    ASCII letters, digits and '-' are kept, a space becomes '_', and any other character c
+    becomes ``+NAME+`` (a readable name such as ``prime``, or ``uXXXX``) — a prefix-free code,
+    so distinct texts give distinct slugs.  Only a slug longer than 120 characters is cut and
+    suffixed with a SHA-1 digest of the text (distinct with overwhelming probability).
+
+    >>> _slug("3-bn"), _slug("3-bn'"), _slug("M ⊥ F | T")
+    ('3-bn', '3-bn+prime+', 'M_+indep+_F_+given+_T')
+    """
+    out = []
+    for c in text:
+        if c.isascii() and (c.isalnum() or c == "-"):
+            out.append(c)
+        elif c == " ":
+            out.append("_")
+        else:
+            out.append("+" + _SLUG_NAMES.get(c, f"u{ord(c):04x}") + "+")
+    slug = "".join(out) or "+empty+"
+    if len(slug) > _SLUG_MAX:
+        import hashlib
+
+        slug = slug[:_SLUG_MAX - 13] + "+" + hashlib.sha1(text.encode()).hexdigest()[:12]
+    return slug
 
 
 def free_mode(args) -> int:
@@ -116,10 +145,43 @@ def key_mode(args) -> int:
             if v.witness is not None:
                 draw(network(s.network), f"{args.plot}/q{s.exercise.replace('.', '_')}_{_slug(s.id)}.png",
                      f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed)
-    return 0 if all(r["correct"] for r in records) else 1
+    wrong = [r for r in records if not r["correct"]]
+    for r in wrong:
+        what = r.get("statement") or r["kind"]
+        print(f"mismatch: Q{r['exercise']} {r['id']}) {what}: computed answer differs from the expected one",
+              file=sys.stderr)
+    return 1 if wrong else 0
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush cannot fail again
+    (the recipe of the Python docs, "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):   # replaced stream (tests): nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 / 1 as in the epilog, 2 on bad input).
+
+    A reader that goes away early (``check_independence.py | head -3``) ends the run quietly
+    with status 1, as the Python docs recommend, instead of an error message.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()      # also after --help: a closed pipe shows up here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.list_models:
@@ -135,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -87,7 +87,15 @@ def is_d_separated(g: nx.DiGraph, xs: Iterable[str], ys: Iterable[str], zs: Iter
 
 
 def trail_blocks(g: nx.DiGraph, nodes: tuple[str, ...], zs: Iterable[str], anc: set[str] | None = None) -> tuple[Block, ...]:
-    """Every interior node of the trail that blocks it given Z, with the rule."""
+    """All interior nodes of the trail that block it given Z (not just the first), in trail order,
+    each with its rule: an observed ``chain`` or ``fork`` node, or a ``collider`` with neither
+    itself nor a descendant in Z.  Empty iff the trail is active.  ``anc`` (Z and its ancestors)
+    may be passed to save recomputing it.
+
+    >>> g = nx.DiGraph([("A", "B"), ("B", "C"), ("D", "C"), ("D", "E")])
+    >>> [str(b) for b in trail_blocks(g, ("A", "B", "C", "D", "E"), ["B", "D"])]
+    ['B (observed chain node (head-to-tail))', 'C (collider, neither it nor a descendant observed)', 'D (observed fork node (tail-to-tail))']
+    """
     z = set(zs)
     anc = ancestors_of(g, z) if anc is None else anc
     out = []

@@ -14,7 +14,7 @@ from functools import lru_cache
 from .statements import parse
 
 __all__ = ["NETWORKS", "STATEMENTS", "ExerciseStatement", "network", "BLANKET_Q12",
-           "CLIQUES_Q12", "CLIQUES_Q13", "CYCLE_Q12", "CYCLE_Q13"]
+           "CLIQUES_Q12", "CLIQUES_Q13", "CYCLE_Q12", "CYCLE_Q13", "MAP_COUNTEREXAMPLES_Q12"]
 
 # key -> (kind, nodes, edges, title)
 NETWORKS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], str]] = {
@@ -79,6 +79,10 @@ CLIQUES_Q12 = (("A", "M", "T"), ("A", "O", "T"), ("B", "M", "T"), ("B", "S"), ("
 CLIQUES_Q13 = (("A", "B", "C"), ("B", "C", "D"), ("C", "D", "F"), ("B", "E"), ("E", "F"), ("E", "G"))
 CYCLE_Q12 = frozenset("OSBT")   # O – S – B – T – O, chords O–B and S–T missing
 CYCLE_Q13 = frozenset("BCFE")   # B – C – F – E – B
+# The spec's map counterexamples (x, y, Z), which the search must find by itself: the report's
+# D-map one (S ⊥ T | O holds in the BN, not in the MN) and the I-map ones (A ⊥ B | M,T,O and
+# A ⊥ B | M,T,S hold in the MN, not in the BN).
+MAP_COUNTEREXAMPLES_Q12 = (("S", "T", ("O",)), ("A", "B", ("M", "O", "T")), ("A", "B", ("M", "S", "T")))
 
 
 @lru_cache(maxsize=None)

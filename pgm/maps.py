@@ -26,7 +26,7 @@ from .dseparation import is_d_separated
 from .separation import is_separated
 from .statements import Statement
 
-__all__ = ["moralize", "MapReport", "compare", "find_counterexample"]
+__all__ = ["moralize", "MapReport", "compare", "find_counterexample", "minimal_counterexamples"]
 
 
 def moralize(g: nx.DiGraph) -> tuple[nx.Graph, tuple[tuple[str, str], ...]]:
@@ -66,6 +66,38 @@ def find_counterexample(nodes, in_first: Callable[[str, str, tuple], bool],
     return None, top == len(nodes) - 2
 
 
+def minimal_counterexamples(nodes, in_first: Callable[[str, str, tuple], bool],
+                            in_second: Callable[[str, str, tuple], bool], max_given: int | None = None,
+                            budget: int = 200_000) -> tuple[tuple[Statement, ...], bool]:
+    """Every pairwise ``x ⊥ y | Z`` with in_first true and in_second false whose Z is minimal
+    (no proper subset of Z gives a counterexample for the same pair).
+
+    Sorted by |Z|, then names.  Returns (statements, exhaustive?) — exhaustive is False when
+    the budget or ``max_given`` cut the search short.
+    """
+    nodes = sorted(nodes)
+    top = len(nodes) - 2 if max_given is None else min(max_given, len(nodes) - 2)
+    found: dict[tuple[str, str], list[frozenset]] = {}
+    checks = 0
+    for k in range(0, top + 1):
+        for x, y in combinations(nodes, 2):
+            rest = [n for n in nodes if n != x and n != y]
+            for z in combinations(rest, k):
+                if any(m <= set(z) for m in found.get((x, y), ())):
+                    continue                      # a subset already is a counterexample: not minimal
+                checks += 1
+                if checks > budget:
+                    return _sorted_statements(found), False
+                if in_first(x, y, z) and not in_second(x, y, z):
+                    found.setdefault((x, y), []).append(frozenset(z))
+    return _sorted_statements(found), top == len(nodes) - 2
+
+
+def _sorted_statements(found: dict[tuple[str, str], list[frozenset]]) -> tuple[Statement, ...]:
+    out = [Statement.of(x, y, z) for (x, y), zs in found.items() for z in zs]
+    return tuple(sorted(out, key=lambda s: (len(s.given), s.left, s.right, s.given)))
+
+
 @dataclass(frozen=True)
 class MapReport:
     is_imap: bool
@@ -75,6 +107,8 @@ class MapReport:
     missing_moral_edges: tuple[tuple[str, str], ...]
     extra_edges: tuple[tuple[str, str], ...]   # edges of H not in the moral graph of G
     marriages: tuple[tuple[str, str], ...]
+    imap_counterexamples: tuple[Statement, ...] = ()   # all with a minimal conditioning set
+    dmap_counterexamples: tuple[Statement, ...] = ()
 
     @property
     def is_perfect(self) -> bool | None:
@@ -82,7 +116,8 @@ class MapReport:
             return False
         return None if self.is_dmap is None else True
 
-    def lines(self) -> list[str]:
+    def lines(self, show: int = 12) -> list[str]:
+        """Readable lines; at most ``show`` minimal counterexamples of each kind are listed."""
         e = lambda es: ", ".join(f"{a}–{b}" for a, b in es) or "none"
         out = [f"moral graph marries co-parents: {e(self.marriages)}",
                f"moral-graph edges missing from the MN: {e(self.missing_moral_edges)}; "
@@ -92,14 +127,24 @@ class MapReport:
         else:
             out.append(f"I-map: no — {self.imap_counterexample} is a separation in the MN but not a "
                        f"d-separation in the BN")
+            out += self._listed("I-map", self.imap_counterexamples, show)
         if self.is_dmap:
             out.append("D-map: yes (every d-separation of the BN is a separation in the MN)")
         elif self.is_dmap is None:
             out.append("D-map: undecided (no counterexample within the search budget)")
         else:
             out.append(f"D-map: no — {self.dmap_counterexample} holds in the BN but not in the MN")
+            out += self._listed("D-map", self.dmap_counterexamples, show)
         out.append("perfect map: " + {True: "yes", False: "no", None: "undecided"}[self.is_perfect])
         return out
+
+    @staticmethod
+    def _listed(kind: str, found: tuple[Statement, ...], show: int) -> list[str]:
+        if len(found) < 2:
+            return []
+        more = f" ... and {len(found) - show} more" if len(found) > show else ""
+        return [f"  all {len(found)} {kind} counterexamples with a minimal conditioning set: "
+                + "; ".join(map(str, found[:show])) + more]
 
 
 def compare(bn: nx.DiGraph, mn: nx.Graph, max_given: int | None = None, budget: int = 200_000) -> MapReport:
@@ -117,10 +162,12 @@ def compare(bn: nx.DiGraph, mn: nx.Graph, max_given: int | None = None, budget: 
     extra = tuple(sorted(h_edges - m_edges))
     sep_h = lambda x, y, z: is_separated(mn, [x], [y], z)
     sep_g = lambda x, y, z: is_d_separated(bn, [x], [y], z)
-    imap_ce, _ = find_counterexample(bn.nodes, sep_h, sep_g, max_given, budget)
+    imap_all, _ = minimal_counterexamples(bn.nodes, sep_h, sep_g, max_given, budget)
+    imap_ce = imap_all[0] if imap_all else None
     if imap_ce is None and missing:   # outside the search limits: the missing edge gives one
         a, b = missing[0]
         imap_ce = Statement.of(a, b, [n for n in bn.nodes if n not in (a, b)])
-    dmap_ce, exhaustive = find_counterexample(bn.nodes, sep_g, sep_h, max_given, budget)
+    dmap_all, exhaustive = minimal_counterexamples(bn.nodes, sep_g, sep_h, max_given, budget)
+    dmap_ce = dmap_all[0] if dmap_all else None
     is_dmap = False if dmap_ce is not None else (True if exhaustive else None)
-    return MapReport(not missing, is_dmap, imap_ce, dmap_ce, missing, extra, married)
+    return MapReport(not missing, is_dmap, imap_ce, dmap_ce, missing, extra, married, imap_all, dmap_all)

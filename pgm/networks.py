@@ -118,12 +118,21 @@ def read_bif(path: str | Path):
     if not path.is_file():
         raise ValueError(f"no such BIF file: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        text = fh.read()
     try:
-        return BIFReader(string=text).get_model()
+        with opener(path, "rt", encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:   # unreadable, bad gzip, not text
+        raise ValueError(f"could not read BIF file {path}: {exc}") from exc
+    if not text.strip():
+        raise ValueError(f"BIF file {path} is empty")
+    try:
+        model = BIFReader(string=text).get_model()
     except Exception as exc:  # pyparsing / pgmpy errors: report, don't crash
         raise ValueError(f"could not read BIF file {path}: {exc}") from exc
+    if model.number_of_nodes() == 0:   # pgmpy's parser skips what it cannot match
+        raise ValueError(f"BIF file {path} defines no variables (is it a BIF file? it should contain "
+                         f"'network ... {{ }}' and 'variable NAME {{ ... }}' blocks)")
+    return model
 
 
 def _bundled_dir() -> Path:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from .blanket import markov_blanket
 from .chordal import chordality, factorisation_text, maximal_cliques
-from .exercises import (BLANKET_Q12, CLIQUES_Q12, CLIQUES_Q13, CYCLE_Q12, CYCLE_Q13, NETWORKS,
-                        STATEMENTS, network)
+from .exercises import (BLANKET_Q12, CLIQUES_Q12, CLIQUES_Q13, CYCLE_Q12, CYCLE_Q13,
+                        MAP_COUNTEREXAMPLES_Q12, NETWORKS, STATEMENTS, network)
 from .independence import decide
 from .maps import compare
+from .statements import Statement
 from .numeric import eliminate_check, independence_gap, joint, random_cpds, random_potentials, scale_check
 
 __all__ = ["answer_key", "statement_record", "bn_factorisation_text", "NUMERIC_TOL"]
@@ -94,19 +95,24 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
     text.append("  3) Is the MN a perfect map of P (I(P) = I(BN))?")
     statements("1.2")
     m = compare(bn12, mn12)
+    found = {s.key for s in m.imap_counterexamples + m.dmap_counterexamples}
     ok = (m.is_imap, m.is_dmap, m.is_perfect) == (False, False, False) \
         and decide(mn12, m.imap_counterexample).independent and not decide(bn12, m.imap_counterexample).independent \
-        and decide(bn12, m.dmap_counterexample).independent and not decide(mn12, m.dmap_counterexample).independent
+        and decide(bn12, m.dmap_counterexample).independent and not decide(mn12, m.dmap_counterexample).independent \
+        and all(Statement.of(*x).key in found for x in MAP_COUNTEREXAMPLES_Q12)
     records.append({"kind": "maps", "exercise": "1.2", "id": "3", "network": "1.2-mn",
                     "is_imap": m.is_imap, "is_dmap": m.is_dmap, "is_perfect": m.is_perfect,
                     "imap_counterexample": str(m.imap_counterexample),
                     "dmap_counterexample": str(m.dmap_counterexample),
+                    "imap_counterexamples": [str(x) for x in m.imap_counterexamples],
+                    "dmap_counterexamples": [str(x) for x in m.dmap_counterexamples],
                     "missing_moral_edges": [list(e) for e in m.missing_moral_edges],
                     "expected": {"is_imap": False, "is_dmap": False, "is_perfect": False}, "correct": ok})
     text += ["     map relations, found by search (smallest conditioning set first):"]
     text += [f"     {line}" for line in m.lines()]
-    text.append("     → not a D-map (the report's S ⊥ T | O, above, is one more counterexample) and, "
-                "beyond the report, not an I-map either.  " + ("✓" if ok else "✗ MISMATCH"))
+    text.append("     → not a D-map (the search finds the report's S ⊥ T | O among the minimal counterexamples) "
+                "and, beyond the report, not an I-map either (A ⊥ B | M, O, T and A ⊥ B | M, S, T).  "
+                + ("✓" if ok else "✗ MISMATCH"))
     c = chordality(mn12)
     ok = not c.is_chordal and frozenset(c.cycle) == CYCLE_Q12 and len(c.cycle) == 4
     records.append({"kind": "chordality", "exercise": "1.2", "id": "4", "network": "1.2-mn",

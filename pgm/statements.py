@@ -4,9 +4,9 @@ Grammar (whitespace is free; keywords are case-insensitive)::
 
     statement  := [ "not" ] side relation side [ given side ]
     relation   := INDEP | DEP | "not" INDEP
-    INDEP      := "⊥" | "⊥⊥" | "⫫" | "_|_" | "indep"
-    DEP        := "⊥̸" (⊥ + U+0338) | "⫫̸" | "!⊥" | "!_|_" | "/⊥" | "dep"
-    given      := "|" | "given"
+    INDEP      := "⊥" | "⊥⊥" | "⟂" | "⟂⟂" | "⫫" | "_|_" | "indep"
+    DEP        := "⊥̸" (⊥ + U+0338) | "⟂̸" | "⫫̸" | "!⊥" | "!⟂" | "!_|_" | "/⊥" | "/⟂" | "dep"
+    given      := "|" | "∣" (U+2223) | "given"
     side       := "{" [ names ] "}" | names          (only the conditioning side may be empty)
     names      := NAME { "," NAME }
     NAME       := letters, digits, "_", "." or "'" (starting with a letter, digit or "_"),
@@ -37,13 +37,15 @@ NOT_SLASH = "\u0338"  # combining long solidus overlay: ⊥̸
 _KEYWORDS = {"not", "indep", "dep", "given"}
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.']*")
 # Longest first so that "⊥⊥" wins over "⊥" and "!_|_" over "!".
-_SYMBOLS = [
-    ("!_|_", "DEP"), ("!\u22a5", "DEP"), ("/\u22a5", "DEP"),
-    ("\u22a5\u22a5" + NOT_SLASH, "DEP"), ("\u22a5" + NOT_SLASH + "\u22a5", "DEP"),
-    ("\u22a5" + NOT_SLASH, "DEP"), ("\u2aeb" + NOT_SLASH, "DEP"), ("\u2aeb", "INDEP"),
-    ("\u22a5\u22a5", "INDEP"), ("\u22a5", "INDEP"), ("_|_", "INDEP"),
-    ("|", "GIVEN"), (",", "COMMA"), ("{", "LBRACE"), ("}", "RBRACE"),
-]
+# ⊥ (U+22A5, up tack) and ⟂ (U+27C2, perpendicular) are both written for independence.
+_PERP = ("\u22a5", "\u27c2")
+_SYMBOLS = sorted(
+    [("!_|_", "DEP"), ("\u2aeb" + NOT_SLASH, "DEP"), ("\u2aeb", "INDEP"), ("_|_", "INDEP"),
+     ("|", "GIVEN"), ("\u2223", "GIVEN"), (",", "COMMA"), ("{", "LBRACE"), ("}", "RBRACE")]
+    + [(sym, kind) for t in _PERP for sym, kind in [
+        ("!" + t, "DEP"), ("/" + t, "DEP"), (t + t + NOT_SLASH, "DEP"), (t + NOT_SLASH + t, "DEP"),
+        (t + NOT_SLASH, "DEP"), (t + t, "INDEP"), (t, "INDEP")]],
+    key=lambda item: -len(item[0]))
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,10 @@ class _Parser:
         found = "end of text" if tok[0] == "END" else repr(tok[1])
         return ValueError(f"expected {what} at column {tok[2]}, found {found} in {self.text!r}")
 
-    def side(self, allow_empty: bool) -> tuple[list[str], int]:
+    def side(self, allow_empty: bool) -> list[tuple[str, int]]:
+        """One side: its names, each with the 1-based column where it is written."""
         col = self.peek()[2]
-        names: list[str] = []
+        names: list[tuple[str, int]] = []
         braced = self.peek()[0] == "LBRACE"
         if braced:
             self.take()
@@ -159,12 +162,12 @@ class _Parser:
                 self.take()
                 if not allow_empty:
                     raise ValueError(f"empty set at column {col} in {self.text!r}: this side needs a variable")
-                return names, col
+                return names
         while True:
             tok = self.take()
             if tok[0] != "NAME":
                 raise self.fail("a variable name", tok)
-            names.append(tok[1])
+            names.append((tok[1], tok[2]))
             if self.peek()[0] != "COMMA":
                 break
             self.take()
@@ -172,40 +175,56 @@ class _Parser:
             tok = self.take()
             if tok[0] != "RBRACE":
                 raise self.fail("'}' closing the set", tok)
-        return names, col
+        return names
 
-    def statement(self) -> tuple[Statement, dict[str, int]]:
-        negate = False
-        if self.peek()[0] == "NOT":
-            self.take()
-            negate = True
-        left, _ = self.side(False)
+    def relation(self) -> bool:
+        """The independence (True) or dependence (False) symbol after the left side."""
         tok = self.take()
         if tok[0] == "NOT":
             tok = self.take()
             if tok[0] != "INDEP":
                 raise self.fail("an independence symbol after 'not' (⊥, _|_ or indep)", tok)
-            independent = False
-        elif tok[0] == "INDEP":
-            independent = True
-        elif tok[0] == "DEP":
-            independent = False
-        else:
-            raise self.fail("an independence symbol (⊥, _|_, indep, ⊥̸, dep)", tok)
-        right, _ = self.side(False)
-        given: list[str] = []
+            return False
+        if tok[0] in ("INDEP", "DEP"):
+            return tok[0] == "INDEP"
+        raise self.fail("an independence symbol (⊥, _|_, indep, ⊥̸, dep)", tok)
+
+    def check_sides(self, sides: dict[str, list[tuple[str, int]]]) -> None:
+        """ValueError, with the column, for a name repeated in a side or written on two sides."""
+        first: dict[str, tuple[str, int]] = {}
+        for side_name, names in sides.items():
+            seen: dict[str, int] = {}
+            for name, col in names:
+                if name in seen:
+                    raise ValueError(f"variable {name!r} repeated in one side (column {col}; first at column "
+                                     f"{seen[name]}) of {self.text!r}")
+                seen[name] = col
+                if name in first:
+                    other, col0 = first[name]
+                    raise ValueError(f"variable {name!r} appears on both the {other} and the {side_name} side "
+                                     f"(columns {col0} and {col}) of {self.text!r}")
+                first[name] = (side_name, col)
+
+    def statement(self) -> tuple[Statement, dict[str, int]]:
+        """The whole statement and the column of each variable name."""
+        negate = False
+        if self.peek()[0] == "NOT":
+            self.take()
+            negate = True
+        left = self.side(False)
+        independent = self.relation()
+        right = self.side(False)
+        given: list[tuple[str, int]] = []
         if self.peek()[0] == "GIVEN":
             self.take()
-            given, _ = self.side(True)
+            given = self.side(True)
         tok = self.take()
         if tok[0] != "END":
             raise self.fail("end of statement" if given else "'|' / 'given' or end of statement", tok)
-        columns = {t[1]: t[2] for t in reversed(self.toks) if t[0] == "NAME"}
-        for name_list in (left, right, given):
-            dup = sorted({n for n in name_list if name_list.count(n) > 1})
-            if dup:
-                raise ValueError(f"variable {dup[0]!r} repeated in one side (column {columns[dup[0]]}) of {self.text!r}")
-        stmt = Statement.of(left, right, given, independent != negate)
+        self.check_sides({"left": left, "right": right, "given": given})
+        columns = {name: col for side in (left, right, given) for name, col in side}
+        names = lambda side: [name for name, _ in side]
+        stmt = Statement.of(names(left), names(right), names(given), independent != negate)
         return stmt, columns
 
 

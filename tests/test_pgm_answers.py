@@ -107,3 +107,39 @@ def test_answer_key_records_all_correct_and_deterministic():
     assert t1 == t2 and r1 == r2
     assert all(r["correct"] for r in r1)
     assert sum(r["kind"] == "statement" for r in r1) == len(STATEMENTS)
+
+
+def brute_minimal_counterexamples(bn, mn, first_is_bn):
+    """Pairwise x ⊥ y | Z holding in one graph and not the other, Z inclusion-minimal — by
+    brute force with networkx (is_d_separator; node removal + has_path)."""
+    import networkx as nx
+    from itertools import chain, combinations
+    nodes = sorted(bn.nodes)
+    g, h = nx.DiGraph(bn.edges), nx.Graph(mn.edges)
+    g.add_nodes_from(nodes)
+    h.add_nodes_from(nodes)
+    in_bn = lambda x, y, z: nx.is_d_separator(g, {x}, {y}, set(z))
+    in_mn = lambda x, y, z: not nx.has_path(h.subgraph(set(nodes) - set(z)), x, y)
+    first, second = (in_bn, in_mn) if first_is_bn else (in_mn, in_bn)
+    out = set()
+    for x, y in combinations(nodes, 2):
+        rest = [n for n in nodes if n not in (x, y)]
+        subsets = list(chain.from_iterable(combinations(rest, k) for k in range(len(rest) + 1)))
+        hits = [set(z) for z in subsets if first(x, y, z) and not second(x, y, z)]
+        out |= {(x, y, tuple(sorted(z))) for z in hits if not any(o < z for o in hits)}
+    return out
+
+
+def test_q12_map_search_finds_all_minimal_counterexamples_including_the_reports():
+    from pgm.exercises import MAP_COUNTEREXAMPLES_Q12
+    bn, mn = network("1.2-bn"), network("1.2-mn")
+    r = compare(bn, mn)
+    as_tuples = lambda stmts: {(s.left[0], s.right[0], s.given) for s in stmts}
+    assert as_tuples(r.dmap_counterexamples) == brute_minimal_counterexamples(bn, mn, True)
+    assert as_tuples(r.imap_counterexamples) == brute_minimal_counterexamples(bn, mn, False)
+    assert ("S", "T", ("O",)) in as_tuples(r.dmap_counterexamples)          # the report's, found by search
+    assert {("A", "B", ("M", "O", "T")), ("A", "B", ("M", "S", "T"))} <= as_tuples(r.imap_counterexamples)
+    assert set(MAP_COUNTEREXAMPLES_Q12) <= as_tuples(r.dmap_counterexamples + r.imap_counterexamples)
+    assert r.dmap_counterexample == r.dmap_counterexamples[0] and r.imap_counterexample == r.imap_counterexamples[0]
+    text = "\n".join(r.lines(show=100))
+    assert "S ⊥ T | O" in text and "A ⊥ B | M, S, T" in text
