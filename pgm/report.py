@@ -77,11 +77,11 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
                 text.extend(_verdict_text(rec, s.note))
 
     bn11, bn12, mn12, mn13 = network("1.1"), network("1.2-bn"), network("1.2-mn"), network("1.3")
-    text += [f"Q1.1  {NETWORKS['1.1'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.1"][2]),
+    text += [f"{NETWORKS['1.1'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.1"][2]),
              f"  joint: {bn_factorisation_text(bn11)}"]
     statements("1.1")
 
-    text += ["", f"Q1.2  {NETWORKS['1.2-bn'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.2-bn"][2])
+    text += ["", f"{NETWORKS['1.2-bn'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.2-bn"][2])
              + "; C isolated",
              f"      {NETWORKS['1.2-mn'][3]}: " + ", ".join(f"{a}–{b}" for a, b in NETWORKS["1.2-mn"][2])
              + "; C isolated",
@@ -142,7 +142,7 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
              f"{e_mn['Z_over_constant']:.4f} = normaliser of the other five ({e_mn['Z_prime']:.4f}); "
              f"P(rest) max diff {e_mn['max_abs_diff']:.1e}  {'✓' if ok else '✗ MISMATCH'}"]
 
-    text += ["", f"Q1.3  {NETWORKS['1.3'][3]}: " + ", ".join(f"{a}–{b}" for a, b in NETWORKS["1.3"][2])]
+    text += ["", f"{NETWORKS['1.3'][3]}: " + ", ".join(f"{a}–{b}" for a, b in NETWORKS["1.3"][2])]
     statements("1.3")
     c = chordality(mn13)
     cl = maximal_cliques(mn13)
