@@ -92,6 +92,32 @@ def test_plot_pca_by_factor_writes_one_panel_per_factor(tmp_path):
         plot_pca_by_factor(proj, f, ("shape",), tmp_path / "bad.png")
 
 
+def test_plot_pca_by_factor_colour_bars_use_class_names_and_values(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []  # capture each figure as it is saved, to read its colour bars
+    orig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (saved.append(self), orig(self, *a, **k))[1])
+    rng = np.random.default_rng(2)
+    n = 400
+    f = np.column_stack([rng.integers(0, 3, n), rng.integers(0, 6, n), rng.integers(0, 40, n), rng.integers(0, 32, n)])
+    proj = rng.normal(size=(n, 2))
+    orient_deg = np.linspace(0, 360, 40)
+    plot_pca_by_factor(proj, f, ("shape", "scale", "orientation", "posX"), tmp_path / "pca.png",
+                       class_labels={"shape": ("square", "ellipse", "heart")},
+                       factor_values={"scale": np.linspace(0.5, 1, 6), "orientation": orient_deg},
+                       factor_units={"orientation": "degrees"})
+    fig = saved[0]
+    bars = {ax.get_ylabel(): ax for ax in fig.axes if ax.get_label() == "<colorbar>"}
+    assert set(bars) == {"shape", "scale", "orientation (degrees)", "posX class"}
+    assert [t.get_text() for t in bars["shape"].get_yticklabels()] == ["square", "ellipse", "heart"]
+    assert [t.get_text() for t in bars["scale"].get_yticklabels()] == ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]
+    lo, hi = bars["orientation (degrees)"].get_ylim()  # coloured by the value in degrees, not the index 0..39
+    assert lo == pytest.approx(orient_deg[f[:, 2].min()]) and hi == pytest.approx(orient_deg[f[:, 2].max()])
+    lo, hi = bars["posX class"].get_ylim()  # no names given: the class index, as before
+    assert (lo, hi) == (f[:, 3].min(), f[:, 3].max())
+
+
 def test_latent_traversals_decode_the_swept_codes(tmp_path):
     m = tiny_vae(d=3, seed=2)
     x = torch.rand(5, 1, 4, 4)

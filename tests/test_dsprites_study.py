@@ -31,6 +31,7 @@ def test_defaults_are_the_seed_hyper_parameters_and_quick_overrides():
         [1.0, 5.0, 10.0], 50, 200_000, 256, 1e-3, 0.05, 16, 10_000)
     q = mod.parse_args(["--quick"])
     assert q.quick and q.epochs <= 2 and q.max_samples <= 1000 and len(q.betas) >= 2
+    assert q.mig_samples >= 5000  # fewer points: MIG is mostly the estimator's bias
     q2 = mod.parse_args(["--quick", "--epochs", "3", "--betas", "2", "4"])
     assert q2.epochs == 3 and q2.betas == [2.0, 4.0]  # explicit options win over --quick
     for bad in (["--betas", "0"], ["--betas", "1", "1"], ["--latent-dim", "1"], ["--dropout", "1.5"], ["--epochs", "0"]):
@@ -61,6 +62,29 @@ def test_baselines_hand_computation():
     assert b["per_pixel_rate_nll"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_traversal_label_agrees_with_the_active_threshold():
+    mod = load_script()
+    assert mod.kl_label(3, 0.0085) == "z3: KL 0.0085 (inactive)"  # was "KL 0.01" although inactive
+    assert mod.kl_label(0, 0.0104) == "z0: KL 0.0104 (active)"
+    assert mod.kl_label(7, 2.34567) == "z7: KL 2.35 (active)"
+    assert mod.kl_label(1, mod.ACTIVE_KL) == "z1: KL 0.01 (inactive)"  # the count uses kl > threshold
+
+
+def test_null_scores_subsample_to_the_reference_n():
+    from vae.metrics import mig_null
+
+    mod = load_script()
+    rng = np.random.default_rng(0)
+    factors = np.column_stack([rng.integers(0, c, 3000) for c in (3, 6, 40, 32, 32)])
+    latents = rng.normal(size=(3000, 4))
+    small = mod.null_scores(latents, factors, 20, seed=0, n=1000, repeats=3)
+    assert small["n_points"] == 1000 and len(small["scores"]) == 3
+    assert small["min"] <= small["max"] < 0.05
+    full = mod.null_scores(latents, factors, 20, seed=0, n=10_000, repeats=2)  # fewer rows than n: all of them
+    assert full["n_points"] == 3000
+    assert full["scores"][0] == mig_null(latents, factors, 20, seed=1).score
+
+
 @pytest.mark.slow
 def test_quick_study_writes_pca_plots_mig_tables_and_report(tmp_path):
     out = tmp_path / "study"
@@ -71,15 +95,18 @@ def test_quick_study_writes_pca_plots_mig_tables_and_report(tmp_path):
     # PCA for the largest β: the combined figure and one scatter per factor
     pcas = sorted(p.name for p in out.glob("pca_beta_4*.png"))
     assert pcas == sorted(["pca_beta_4.png"] + [f"pca_beta_4_{n}.png" for n in FACTORS])
-    # MIG table as CSV and JSON, one row per β, scores in [0, 1]
+    # MIG table as CSV (per β: means, sampled codes, null) and JSON (one row per β), scores in [0, 1]
     rows = list(csv.DictReader(open(out / "mig.csv")))
-    assert [float(r["beta"]) for r in rows] == [1.0, 4.0]
-    assert set(FACTORS) <= set(rows[0])
+    assert [(float(r["beta"]), r["code"]) for r in rows] == [
+        (b, c) for b in (1.0, 4.0) for c in ("means", "sampled", "null")]
+    assert set(FACTORS) <= set(rows[0]) and {r["n_points"] for r in rows} == {"300"}
     mj = json.loads((out / "mig.json").read_text())
     assert len(mj["rows"]) == 2 and mj["n_points"] == 300 and mj["n_bins"] == 20
     for r in mj["rows"]:
         assert 0.0 <= r["mig"] <= 1.0
         assert r["mig"] == pytest.approx(np.mean([r[n] for n in FACTORS]))
+        assert 0.0 <= r["mig_null"] <= 1.0 and 0.0 <= r["mig_sampled"] <= 1.0
+        assert r["null_ref"]["n_points"] == 300 and len(r["null_ref"]["scores"]) == 5
     assert len(mj["details"]["4"]["mutual_info"]) == 16
     assert json.loads((out / "final_losses.json").read_text())[0]["beta"] == 1.0
     assert (out / "final_losses.csv").is_file() and (out / "mig_bar.png").is_file()
@@ -92,6 +119,7 @@ def test_quick_study_writes_pca_plots_mig_tables_and_report(tmp_path):
     pngs = {str(p.relative_to(out)) for p in out.rglob("*.png")}
     assert set(links) == pngs
     assert "Why the original report's MIG was wrong" in report and "0.0001–0.0003" in report
-    assert "| beta |" in report
+    assert "null: means, factors shuffled" in report and "sampled z ~ q(z|x)" in report
+    assert "| β |" in report and "| 1.0000 |" not in report  # β printed as 1, not 1.0000
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert [r["beta"] for r in summary["mig"]] == [1.0, 4.0]

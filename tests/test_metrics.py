@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from vae.metrics import MIGResult, discretize, entropy, histogram_edges, joint_counts, mig, mutual_information_matrix
+from vae.metrics import (MIGResult, discretize, entropy, histogram_edges, joint_counts, mig, mig_null,
+                         mutual_information_matrix, sample_codes)
 
 
 # --- the reference: disentanglement_lib's compute_mig, written the way that library writes it -------
@@ -245,7 +246,8 @@ def test_invariant_to_permuting_latent_dimensions():
 
 @pytest.mark.parametrize("scale,shift", [(3.7, -1.2), (1e-3, 5.0), (250.0, 0.0)])
 def test_invariant_to_positive_affine_rescaling_of_one_dimension(scale, shift):
-    # Equal-width bins are invariant to x -> a x + b (a > 0); NOT to non-linear monotone maps.
+    # The issue's "invariant to monotone rescaling" holds only for affine maps x -> a x + b (a > 0) with
+    # equal-width bins; a non-linear monotone map moves points between bins (next test).
     rng = np.random.default_rng(9)
     n = 3000
     factors = np.column_stack([rng.integers(0, 5, n), rng.integers(0, 8, n)])
@@ -255,6 +257,22 @@ def test_invariant_to_positive_affine_rescaling_of_one_dimension(scale, shift):
     np.testing.assert_array_equal(discretize(latents), discretize(rescaled))
     a, b = mig(latents, factors), mig(rescaled, factors)
     assert a.score == pytest.approx(b.score, abs=1e-12)
+
+
+def test_non_linear_monotone_map_changes_the_score():
+    # The documented limitation is real: exp() keeps the order of the values but squeezes most of them
+    # into the lowest equal-width bins, so the binned latent (and MIG) change.
+    rng = np.random.default_rng(9)
+    n = 3000
+    factors = np.column_stack([rng.integers(0, 5, n), rng.integers(0, 8, n)])
+    latents = rng.normal(size=(n, 4)) + np.column_stack([factors, factors[:, ::-1]]) * 0.7
+    warped = latents.copy()
+    warped[:, 1] = np.exp(2.0 * warped[:, 1])
+    assert np.all(np.argsort(warped[:, 1], kind="stable") == np.argsort(latents[:, 1], kind="stable"))  # monotone
+    assert not np.array_equal(discretize(latents)[:, 1], discretize(warped)[:, 1])
+    a, b = mig(latents, factors), mig(warped, factors)
+    assert b.mutual_info[1, 1] < 0.8 * a.mutual_info[1, 1]  # the warped dim loses most of its binned information
+    assert abs(a.score - b.score) > 0.01
 
 
 def test_invariant_to_negation_up_to_edge_ownership():
@@ -318,3 +336,88 @@ def test_result_object_and_1d_factor():
     assert res.mutual_info.shape == (2, 1) and res.n_points == 500 and res.n_bins == 20
     assert 0.0 <= res.score <= 1.0
     assert json.loads(json.dumps(res.to_dict()))["mig"] == pytest.approx(res.score)
+
+
+# --- the null (shuffled factors) and sampled codes ----------------------------------------------------
+def dsprites_like_factors(rng, n):
+    return np.column_stack([rng.integers(0, c, n) for c in (3, 6, 40, 32, 32)])
+
+
+def test_mig_null_is_mig_of_shuffled_factors():
+    rng = np.random.default_rng(11)
+    factors = dsprites_like_factors(rng, 2000)
+    latents = rng.normal(size=(2000, 6))
+    perm = np.random.default_rng(3).permutation(2000)
+    null = mig_null(latents, factors, n_bins=20, seed=3)
+    assert null.score == mig(latents, factors[perm]).score
+    assert null.n_points == 2000
+    with pytest.raises(ValueError):
+        mig_null(latents, factors[:10])
+
+
+def test_mig_null_of_informative_latents_is_far_below_their_mig():
+    rng = np.random.default_rng(12)
+    n = 5000
+    factors = dsprites_like_factors(rng, n)
+    scaled = factors / (np.array([3, 6, 40, 32, 32]) - 1.0)
+    latents = np.column_stack([scaled + 0.05 * rng.normal(size=(n, 5)), rng.normal(size=(n, 5))])
+    real = mig(latents, factors).score
+    null = mig_null(latents, factors, seed=0).score
+    assert real > 0.5
+    assert null < 0.01 * real
+    assert null > 0  # the plug-in estimator's bias: positive MI between independent variables
+
+
+@pytest.mark.parametrize("n", [500, 5000])
+def test_mig_null_of_random_latents_matches_their_score(n):
+    # Random latents carry no information, so their MIG IS a null score: the two are draws of the same
+    # bias, of equal size (random latents vs dSprites-like factors: ~0.005 at N=500, ~0.0005 at N=5000).
+    rng = np.random.default_rng(13)
+    factors = dsprites_like_factors(rng, n)
+    latents = rng.normal(size=(n, 16))
+    scores = [mig(latents, factors).score] + [mig_null(latents, factors, seed=s).score for s in range(8)]
+    nulls = np.array(scores[1:])
+    assert scores[0] < 4 * nulls.mean() and nulls.mean() < 4 * scores[0]
+    assert nulls.mean() < 5.0 / n  # a bias that shrinks ~1/N
+    # both are far above zero relative to the other N: bias, not signal
+    assert abs(scores[0] - nulls.mean()) < 3 * nulls.std() + 0.5 * nulls.mean()
+
+
+def test_sample_codes_are_normal_draws_around_the_means():
+    rng = np.random.default_rng(14)
+    loc, scale = rng.normal(size=(20000, 3)), np.array([0.1, 1.0, 3.0]) * np.ones((20000, 3))
+    z = sample_codes(loc, scale, seed=1)
+    r = (z - loc) / scale
+    np.testing.assert_allclose(r.mean(0), 0, atol=0.03)
+    np.testing.assert_allclose(r.std(0), 1, atol=0.03)
+    np.testing.assert_array_equal(z, sample_codes(loc, scale, seed=1))
+    np.testing.assert_array_equal(sample_codes(loc, 0 * scale), loc)
+    with pytest.raises(ValueError):
+        sample_codes(loc, scale[:, :2])
+
+
+# --- Chen et al. 2018's estimator (a different one, under its own name) -------------------------------
+def test_mig_chen_matches_the_analytic_mutual_information_of_a_gaussian_mixture():
+    from vae.metrics import mig_chen
+
+    # q(z0|x) = N(v, 0.5^2) with v the factor (4 values); q(z1|x) = N(0, 1) whatever x: no information.
+    # I(z0; v) = H(mixture of the 4 Gaussians) - H(N(0, 0.5^2)), the mixture entropy by quadrature.
+    rng = np.random.default_rng(0)
+    n, c, s = 2000, 4, 0.5
+    v = rng.integers(0, c, n)
+    loc = np.column_stack([v.astype(float), np.zeros(n)])
+    scale = np.column_stack([np.full(n, s), np.ones(n)])
+    res = mig_chen(loc, scale, v[:, None], n_samples=1000, seed=1)
+    p = np.bincount(v) / n
+    x = np.linspace(-6, c + 5, 200_001)
+    dens = sum(pk * np.exp(-0.5 * ((x - k) / s) ** 2) / (s * math.sqrt(2 * math.pi)) for k, pk in enumerate(p))
+    mi = -(dens * np.log(np.maximum(dens, 1e-300))).sum() * (x[1] - x[0]) - 0.5 * math.log(2 * math.pi * math.e * s * s)
+    h_v = -(p * np.log(p)).sum()
+    assert res.mutual_info[0, 0] == pytest.approx(mi, abs=0.03)
+    assert res.mutual_info[1, 0] < 0.03
+    assert res.score == pytest.approx((res.mutual_info[0, 0] - res.mutual_info[1, 0]) / h_v, abs=1e-12)
+    assert res.score == pytest.approx(mi / h_v, abs=0.03)
+    assert res.estimator == "chen2018" and res.n_bins == 0 and res.to_dict()["estimator"] == "chen2018"
+    assert mig(loc, v[:, None]).to_dict()["estimator"] == "disentanglement_lib"
+    with pytest.raises(ValueError):
+        mig_chen(loc, -scale, v[:, None])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -160,6 +160,9 @@ def plot_pca_by_factor(
     seed: int = 0,
     separate: bool = False,
     axis_labels: tuple[str, str] = ("PC 1", "PC 2"),
+    class_labels: Mapping[str, Sequence[str]] | None = None,
+    factor_values: Mapping[str, Sequence[float]] | None = None,
+    factor_units: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Scatter the 2-d projection once per factor, points coloured by the factor's class.
 
@@ -169,7 +172,16 @@ def plot_pca_by_factor(
     ``axis_labels`` name the two coordinates (a 2-d latent's own axes: ``("z1", "z2")``); with
     ``explained`` each gets its share of the variance. Returns the written paths (the combined
     figure first).
+
+    The colour bars say what the classes mean, per factor name (factors not listed keep their class
+    indices): ``class_labels[name]`` is a label per class index (``("square", "ellipse", "heart")``);
+    ``factor_values[name]`` the value of each class index (dSprites' ``factor_values``: the 6 scales,
+    40 orientations, 32 positions), used as the ticks of a categorical factor and as the colour of an
+    ordinal one (more than 10 classes); ``factor_units[name]`` is added to the colour bar's label.
     """
+    class_labels = dict(class_labels or {})
+    factor_values = {k: np.asarray(v, dtype=np.float64) for k, v in (factor_values or {}).items()}
+    factor_units = dict(factor_units or {})
     plt = _pyplot()
     proj = np.asarray(proj)
     factors = np.asarray(factors)
@@ -192,20 +204,46 @@ def plot_pca_by_factor(
 
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
+    def value_of(name, c):
+        """The value class index ``c`` stands for (None when unknown)."""
+        vals = factor_values.get(name)
+        try:
+            return float(vals[int(c)]) if vals is not None and 0 <= int(c) < len(vals) else None
+        except (TypeError, ValueError):
+            return None
+
+    def tick_label(name, c):
+        labels = class_labels.get(name)
+        if labels is not None:
+            try:
+                return str(labels[int(c)])
+            except (IndexError, TypeError, ValueError):
+                pass
+        v = value_of(name, c)
+        return f"{v:.4g}" if v is not None else str(c)
+
     def draw(ax, k):
+        name = factor_names[k]
         classes = np.unique(factors[:, k])
         n_classes = len(classes)
+        named = name in class_labels or name in factor_values
         if n_classes <= 10:  # categorical: one distinct colour per class, ticks at the classes
             codes = np.searchsorted(classes, f[:, k])
             cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
             norm = BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
             sc = ax.scatter(p[:, 0], p[:, 1], c=codes, cmap=cmap, norm=norm, s=size, alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(n_classes))
-            cb.set_ticklabels([str(c) for c in classes])
-        else:  # ordinal (orientation, positions): a sequential colour scale
-            sc = ax.scatter(p[:, 0], p[:, 1], c=f[:, k], cmap="viridis", s=size, alpha=0.75, linewidths=0, rasterized=True)
+            cb.set_ticklabels([tick_label(name, c) for c in classes])
+        else:  # ordinal (orientation, positions): a sequential colour scale, in the factor's values if known
+            vals = [value_of(name, c) for c in classes]
+            if name in factor_values and all(v is not None for v in vals):
+                colour = np.asarray(vals)[np.searchsorted(classes, f[:, k])]
+            else:
+                colour, named = f[:, k], False
+            sc = ax.scatter(p[:, 0], p[:, 1], c=colour, cmap="viridis", s=size, alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
-        cb.set_label(f"{factor_names[k]} class")
+        unit = factor_units.get(name)
+        cb.set_label((f"{name} ({unit})" if unit else name) if named else f"{name} class")
         ax.set_title(f"coloured by {factor_names[k]} ({n_classes} values)", fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
