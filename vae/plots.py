@@ -80,6 +80,8 @@ def save_loss_curves(
     history are skipped.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     keys = [k for k in keys if any(f"train_{k}" in row for row in history)]
     if not keys:
         raise ValueError("history has no train_<key> columns to plot")
@@ -92,6 +94,7 @@ def save_loss_curves(
                 ax.plot(epochs, [np.nan if v is None else v for v in values], style, ms=3, label=split)
         ax.set_title(key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("nats per image" if key in ("loss", "recon", "kl") else key)
         ax.grid(alpha=0.3)
         ax.legend()
