@@ -66,17 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: 50 dSprites, 100 MNIST)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="batch size (default: 256 dSprites, 100 MNIST)")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    t.add_argument("--grad-clip", type=_positive_float, default=None, metavar="NORM",
+                   help="clip the gradient norm to NORM each step (default: no clipping); may be added on --resume")
     t.add_argument("--val-fraction", type=_fraction, default=0.05, help="validation share (default: 0.05)")
     t.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: 0)")
     t.add_argument("--quick", action="store_true",
                    help="tiny smoke run (dSprites 2000 images × 2 epochs; MNIST 2000 × 5, batch 32), about a minute on 2 CPU cores")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (same settings)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt; the model, data and optimisation settings must be the "
+                        "checkpoint's (a clear error lists any that differ); --epochs may grow, --grad-clip change")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="output directory (default: runs/train_vae_<dataset>_<prior>_beta<β>)")
     o.add_argument("--iwae-samples", type=_nonneg_int, default=None,
                    help="importance samples for the IWAE log-likelihood of the MNIST test digits "
-                        "(default: 1000, 100 with --quick; 0 skips; dSprites: not computed)")
+                        "(default: 1000, 100 with --quick; 0 skips; not computed for dSprites or with --binarize none)")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
     o.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return p
@@ -92,7 +96,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "components": args.components or d["components"].get(args.prior),
         "epochs": args.epochs or d["epochs"], "batch_size": args.batch_size or d["batch_size"],
         "max_samples": args.max_samples or d["max_samples"], "lr": args.lr, "val_fraction": args.val_fraction,
-        "seed": args.seed, "quick": args.quick,
+        "seed": args.seed, "quick": args.quick, "grad_clip": args.grad_clip,
     }
     if args.dataset == "mnist":
         s.update(mnist_source=args.mnist_source, binarize=args.binarize)
@@ -102,6 +106,31 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     if s["prior"] == "normal":
         s["components"] = None
     return s
+
+
+# Settings a resumed run must share with its checkpoint (besides what fit itself checks: lr, batch
+# size, seed, validation share, split sizes).
+RESUME_KEYS = ("dataset", "prior", "beta", "latent_dim", "components", "max_samples", "mnist_source", "binarize")
+
+
+def resume_config(s: dict) -> dict:
+    """The settings stored in the checkpoint and compared by ``fit(resume=True)``."""
+    return {k: s[k] for k in RESUME_KEYS if k in s}
+
+
+def shown_images(s: dict, data, test):
+    """8 held-out images for the reconstruction figure: for MNIST the first test image of each digit
+    0-7 (the test split is sorted by label, so its first 8 are all zeros), else a seeded sample of the
+    validation images."""
+    import numpy as np
+
+    if test is not None and test.factors is not None:
+        labels = np.asarray(test.factors)[:, 0]
+        firsts = [np.flatnonzero(labels == d) for d in range(8)]
+        if all(len(f) for f in firsts):
+            return test.images[[int(f[0]) for f in firsts]]
+    _, val = data.split(s["val_fraction"], s["seed"])
+    return (test if test is not None else val if len(val) else data).sample(8, seed=s["seed"]).images
 
 
 def load_data(s: dict, data_path: str | None):
@@ -140,7 +169,7 @@ def run(args: argparse.Namespace) -> dict:
     from vae.device import resolve_device
     from vae.evaluate import iwae_log_likelihood, prior_samples_grid, reconstruction_grid
     from vae.plots import save_loss_curves
-    from vae.train import fit
+    from vae.train import TrainingDiverged, TrainingInterrupted, fit
 
     s = resolve_settings(args)
     device = resolve_device(args.device)  # fails early and clearly for --device cuda without a GPU
@@ -164,18 +193,22 @@ def run(args: argparse.Namespace) -> dict:
               + (f" (K={s['components']})" if s["components"] else "")
               + f", beta {s['beta']:g}, latent {s['latent_dim']}, device {device}, out {out}", flush=True)
     t1 = time.perf_counter()
-    history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                  val_fraction=s["val_fraction"], device=device, seed=s["seed"], checkpoint=ckpt,
-                  resume=args.resume, progress=not args.no_progress, transform=transform, config=s)
+    try:
+        history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
+                      val_fraction=s["val_fraction"], device=device, seed=s["seed"], checkpoint=ckpt,
+                      resume=args.resume, progress=not args.no_progress, transform=transform,
+                      grad_clip=s["grad_clip"], config=resume_config(s))
+    except (TrainingDiverged, TrainingInterrupted) as err:
+        if len(err.history):  # never lose the completed epochs' record
+            write_history(err.history, out)
+        raise
     t_train = time.perf_counter() - t1
 
     # ---- files
-    history.to_csv(out / "history.csv")
-    history.to_json(out / "history.json")
+    write_history(history, out)
     tag = f"{s['dataset']}, {s['prior']} prior, β={s['beta']:g}, latent {s['latent_dim']}"
     save_loss_curves(history.rows, out / "loss_curves.png", title=f"loss per image (nats): {tag}")
-    _, val = data.split(s["val_fraction"], s["seed"])
-    shown = (test if test is not None else val if len(val) else data).sample(8, seed=s["seed"]).images
+    shown = shown_images(s, data, test)
     reconstruction_grid(model, shown, out / "reconstructions.png", n=8,
                         title=f"held-out images (top) and reconstructions (bottom): {tag}")
     prior_samples_grid(model, 32, out / "samples.png", n_cols=8, seed=s["seed"],
@@ -185,7 +218,12 @@ def run(args: argparse.Namespace) -> dict:
                "n_val": history.meta["n_val"], "epochs_run": len(history), "final": history.final(),
                "train_seconds": round(t_train, 2), "data_seconds": round(t_data, 2),
                "epoch_seconds_total": round(sum(r["seconds"] for r in history.rows), 2), "out": str(out)}
-    if test is not None and s["iwae_samples"]:
+    if test is not None and s["iwae_samples"] and transform is None:
+        # grey levels scored by a Bernoulli likelihood: not a likelihood of the images, not reported
+        summary["test_iwae_nll"] = None
+        summary["test_iwae_note"] = ("not computed: with --binarize none the Bernoulli likelihood is applied to "
+                                     "grey levels, which is not a log-likelihood of the images")
+    elif test is not None and s["iwae_samples"]:
         x = test.images.to(device)
         if transform is not None:  # a fixed binarisation of the test digits (seeded)
             g = torch.Generator(device=device).manual_seed(10_000 + s["seed"])
@@ -194,11 +232,16 @@ def run(args: argparse.Namespace) -> dict:
         summary["test_iwae_nll"] = float(-ll.mean())
         summary["test_iwae_samples"] = s["iwae_samples"]
         summary["n_test"] = len(test)
-    summary["files"] = sorted(p.name for p in out.iterdir() if p.is_file())
+    summary["files"] = sorted({p.name for p in out.iterdir() if p.is_file()} | {"summary.json"})
     with open(out / "summary.json", "w") as f:
         json.dump(summary, f, indent=2, default=float)
         f.write("\n")
     return summary
+
+
+def write_history(history, out: Path) -> None:
+    history.to_csv(out / "history.csv")
+    history.to_json(out / "history.json")
 
 
 def print_summary(summary: dict) -> None:
@@ -210,7 +253,9 @@ def print_summary(summary: dict) -> None:
     for split in ("train", "val"):
         if f"{split}_loss" in f:
             print(f"{split:<18}" + "".join(f"{f[f'{split}_{k}']:>12.3f}" for k in keys))
-    if "test_iwae_nll" in summary:
+    if summary.get("test_iwae_note"):
+        print(f"test IWAE NLL: {summary['test_iwae_note']}")
+    elif summary.get("test_iwae_nll") is not None:
         print(f"test IWAE NLL: {summary['test_iwae_nll']:.2f} nats "
               f"(S={summary['test_iwae_samples']}, {summary['n_test']} held-out digits)")
     print(f"wrote {', '.join(summary['files'])} to {summary['out']}")
@@ -230,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted.", file=sys.stderr)
         return 130
     except TrainingDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}\nOn the command line: a lower --lr (new run), or --grad-clip NORM (also with "
+              f"--resume from the last good epoch). history.csv/json hold the completed epochs.", file=sys.stderr)
         return 3
     except (ValueError, FileNotFoundError, ConnectionError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)

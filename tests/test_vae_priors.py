@@ -124,3 +124,27 @@ def test_make_prior_and_errors():
         StandardNormal(0)
     with pytest.raises(ValueError, match="n_components"):
         MixtureOfGaussians(2, 0)
+
+
+def test_vampprior_with_batchnorm_dropout_encoder_is_deterministic_and_leaves_bn_alone():
+    from vae.nets import ConvEncoder64
+
+    torch.manual_seed(0)
+    enc = ConvEncoder64(latent_dim=4, dropout=0.5)
+    prior = VampPrior(enc, n_components=3, input_shape=(1, 64, 64))
+    enc.train()
+    enc.convs[0][2].eval()  # a submodule in its own mode: must be restored as it was
+    buffers = {k: v.clone() for k, v in enc.state_dict().items() if "running" in k or "num_batches" in k}
+    z = torch.randn(5, 4)
+    a, b = prior.log_prob(z), prior.log_prob(z)
+    assert torch.equal(a, b)  # no Dropout randomness in the prior
+    assert all(torch.equal(buffers[k], enc.state_dict()[k]) for k in buffers)  # BN statistics untouched
+    assert enc.training and not enc.convs[0][2].training and enc.convs[1][3].training
+    # the prior is the eval-mode encoder's mixture, computed independently
+    enc.eval()
+    loc, scale = enc(prior.inputs())
+    enc.train()
+    comp = torch.distributions.Normal(loc, scale).log_prob(z[:, None, :]).sum(-1)  # (5, K)
+    assert torch.allclose(a, torch.logsumexp(comp, 1) - np.log(3), atol=1e-5)
+    a.sum().backward()  # gradients still reach the pseudo-inputs and the encoder
+    assert prior.pseudo_inputs.grad is not None and prior.pseudo_inputs.grad.abs().sum() > 0

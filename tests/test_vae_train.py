@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from vae.data.dataset import ImageDataset
-from vae.train import (History, TrainingDiverged, TrainingInterrupted, _batch_bounds, _exact_uint8, fit,
-                       load_checkpoint, restore_model, save_checkpoint)
+from vae.train import (History, TrainingDiverged, TrainingInterrupted, _batch_bounds, _exact_uint8, _to_uint8, fit,
+                       has_batchnorm, load_checkpoint, recalibrate_batchnorm, restore_model, save_checkpoint)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -281,9 +281,157 @@ def test_resume_checks_the_checkpoint(tmp_path):
         fit(ConstantLoss(), patterns(16), epochs=1, batch_size=4, progress=False, checkpoint=tmp_path / "x.pt",
             resume=True)
     fit(ConstantLoss(), patterns(16), epochs=1, batch_size=4, progress=False, checkpoint=tmp_path / "c.pt")
-    with pytest.raises(ValueError, match="batch_size=4 .now 8."):
+    with pytest.raises(ValueError, match="batch_size=4 in the checkpoint, 8 now"):
         fit(ConstantLoss(), patterns(16), epochs=2, batch_size=8, progress=False, checkpoint=tmp_path / "c.pt",
             resume=True)
+
+
+def test_resume_refuses_changed_settings_and_lists_them(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    kw = dict(batch_size=16, progress=False, checkpoint=ckpt)
+    fit(TinyAE(), patterns(64), epochs=1, lr=1e-3, config={"beta": 1.0, "prior": "normal"}, **kw)
+    with pytest.raises(ValueError) as info:  # a changed lr is refused, not silently replaced by the saved one
+        fit(TinyAE(), patterns(64), epochs=2, lr=1e-2, config={"beta": 4.0, "prior": "normal"}, resume=True, **kw)
+    msg = str(info.value)
+    assert "lr=0.001 in the checkpoint, 0.01 now" in msg and "beta=1.0 in the checkpoint, 4.0 now" in msg
+    assert "prior" not in msg.split("settings:")[1].split(".")[0]  # unchanged settings are not listed
+    with pytest.raises(ValueError, match="transform='binarize' in the checkpoint, 'None' now"):
+        fit(TinyAE(), patterns(64), epochs=2, transform=None, resume=True,
+            **{**kw, "checkpoint": _ckpt_with_transform(tmp_path)})
+    # only the number of epochs may change
+    hist = fit(TinyAE(), patterns(64), epochs=2, lr=1e-3, config={"beta": 1.0, "prior": "normal"}, resume=True, **kw)
+    assert [r["epoch"] for r in hist.rows] == [1, 2]
+
+
+def _ckpt_with_transform(tmp_path):
+    path = tmp_path / "t.pt"
+    fit(TinyAE(), patterns(64), epochs=1, batch_size=16, progress=False, checkpoint=path, transform=binarize)
+    return path
+
+
+def test_resume_and_restore_with_another_architecture_raise_value_error(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    fit(TinyAE(hidden=12), patterns(64), epochs=1, batch_size=16, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"does not fit this TinyAE.*enc\.0\.weight: shape \(12, 16\) in the "
+                                         r"checkpoint, \(10, 16\) in the model"):
+        fit(TinyAE(hidden=10), patterns(64), epochs=2, batch_size=16, progress=False, checkpoint=ckpt, resume=True)
+    with pytest.raises(ValueError, match="does not fit this TinyAE"):
+        restore_model(TinyAE(latent=4), ckpt)
+
+
+def test_checkpoint_has_ordinary_file_permissions(tmp_path):
+    path = save_checkpoint({"format": 1}, tmp_path / "c.pt")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ------------------------------------------------------------------------------------ batchnorm
+def _affine_data(n: int = 512, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=g) * torch.tensor([1.0, 2.0, 0.5, 3.0, 1.5]) + torch.tensor([4.0, -2, 0, 7, 1])
+
+
+def _bn_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4, momentum=0.01), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=0.01))
+
+
+def test_recalibrate_batchnorm_one_batch_equals_the_data_statistics():
+    net, x = _bn_net(), _affine_data()
+    net.train()
+    rng_before = torch.get_rng_state()
+    assert recalibrate_batchnorm(net, x, n_batches=1, batch_size=len(x), seed=3) == len(x)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG stream is untouched
+    assert net.training and all(m.training for m in net.modules())  # modes restored
+    assert net[1].momentum == 0.01 and net[5].momentum == 0.01  # momenta restored
+    with torch.no_grad():
+        h = net[0](x)  # the first BatchNorm's input, computed independently
+        assert torch.allclose(net[1].running_mean, h.mean(0), atol=1e-5)
+        assert torch.allclose(net[1].running_var, h.var(0, unbiased=True), rtol=1e-4)
+        net.eval()
+        # eval-mode output == the batch-statistics (train-mode, dropout off) output on the whole data
+        ref = nn.functional.batch_norm(net[4](torch.relu(net[1](h))), None, None, net[5].weight, net[5].bias,
+                                       training=True, eps=net[5].eps)
+        out = net(x)
+    # (running_var is the unbiased variance and the second layer's statistics were gathered behind the
+    # first layer's batch statistics: differences of order 1/N remain)
+    assert torch.allclose(out, ref, atol=0.02)
+    with torch.no_grad():
+        stale = _bn_net().eval()(x)  # never recalibrated: the initial running statistics
+    assert (stale - ref).abs().max() > 0.5
+    assert torch.allclose(out.mean(0), net[5].bias, atol=2e-3)
+
+
+def test_recalibrate_batchnorm_several_batches_average_the_statistics():
+    net, x = _bn_net(), _affine_data(1024)
+    with torch.no_grad():
+        before = net[0](x).mean(0)
+    recalibrate_batchnorm(net, x, n_batches=4, batch_size=256, seed=0)
+    mean, var = x.mean(0), x.var(0)
+    with torch.no_grad():
+        h = net[0](x)
+    # 4 equal batches covering all the data: the average of the batch means is the data mean
+    assert torch.allclose(net[1].running_mean, h.mean(0), atol=1e-4)
+    assert torch.allclose(net[1].running_var, h.var(0), rtol=0.05)
+    assert (before - net[1].running_mean).abs().max() < 1e-4 and mean.abs().max() > 1  # sanity of the data
+    assert var.max() > 1
+    # deterministic: the same call again gives the same buffers (Dropout is off, RNG seeded)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    recalibrate_batchnorm(net, x, n_batches=4, batch_size=256, seed=0)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+def test_recalibrate_batchnorm_without_batchnorm_does_nothing_and_checks_inputs():
+    net = nn.Sequential(nn.Linear(5, 2))
+    assert not has_batchnorm(net) and has_batchnorm(_bn_net())
+    assert recalibrate_batchnorm(net, _affine_data()) == 0
+    with pytest.raises(ValueError, match="BatchNorm needs batches of at least 2 images"):
+        recalibrate_batchnorm(_bn_net(), _affine_data(1))
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+        recalibrate_batchnorm(_bn_net(), _affine_data(), batch_size=1)
+
+
+class ShiftedBN(nn.Module):
+    """Linear (bias +5) -> BatchNorm (Keras momentum) -> squared error: BN inputs have mean ~5."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 8)
+        nn.init.constant_(self.lin.bias, 5.0)
+        self.bn = nn.BatchNorm1d(8, momentum=0.01)
+        self.out = nn.Linear(8, 16)
+
+    def loss_terms(self, x):
+        se = ((self.out(self.bn(self.lin(x.flatten(1)))) - x.flatten(1)) ** 2).sum()
+        return {"loss": se}
+
+
+def test_fit_recalibrates_batchnorm_after_a_short_run():
+    data = patterns(256)
+    torch.manual_seed(0)
+    model = ShiftedBN()
+    fit(model, data, epochs=1, batch_size=64, val_fraction=0.0, progress=False, bn_recalibration=4)
+    with torch.no_grad():
+        h = model.lin(data.images.flatten(1))
+    # 4 steps of the exponential average would leave running_mean near 0.04 * 5; recalibrated: the data's
+    assert torch.allclose(model.bn.running_mean, h.mean(0), atol=1e-4)
+    assert torch.allclose(model.bn.running_var, h.var(0), rtol=0.05)
+    torch.manual_seed(0)
+    plain = ShiftedBN()
+    fit(plain, data, epochs=1, batch_size=64, val_fraction=0.0, progress=False, bn_recalibration=0)
+    assert (plain.bn.running_mean - h.mean(0)).abs().max() > 1.0  # what the fix is for
+
+
+@pytest.mark.parametrize("n, batch_size, val_fraction", [(16, 1, 0.0), (2, 8, 0.5)])
+def test_batchnorm_with_single_image_batches_is_a_clear_error(n, batch_size, val_fraction):
+    with pytest.raises(ValueError, match="BatchNorm needs batches of at least 2 images"):
+        fit(TinyAE(), patterns(n), epochs=1, batch_size=batch_size, val_fraction=val_fraction, progress=False)
+    # without BatchNorm, batches of one image are fine
+    hist = fit(ConstantLoss(), patterns(n), epochs=1, batch_size=batch_size, val_fraction=val_fraction,
+               progress=False)
+    assert len(hist) == 1
 
 
 def test_uint8_storage_is_lossless():
@@ -292,6 +440,7 @@ def test_uint8_storage_is_lossless():
     assert _exact_uint8(imgs)
     assert torch.equal(((imgs * 255).round().to(torch.uint8)).float().div_(255.0), imgs)
     assert not _exact_uint8(imgs + 1e-4)
+    assert torch.equal(_to_uint8(imgs, chunk=7), k.to(torch.uint8))  # chunked conversion, ragged last chunk
 
 
 def test_a_pyro_vae_trains_and_resumes_exactly(tmp_path):
@@ -319,7 +468,7 @@ def test_a_pyro_vae_trains_and_resumes_exactly(tmp_path):
     cont = make("vamp")
     fit(cont, data, checkpoint=tmp_path / "c.pt", resume=True, **kw)
     assert state_equal(ref, cont) == []
-    # parameters only the torch optimiser sees through the module (VampPrior pseudo-inputs) train too
+    # the VampPrior pseudo-inputs (registered by pyro.module like every parameter of the tree) train too
     assert not torch.equal(make("vamp").prior.pseudo_inputs, ref.prior.pseudo_inputs)
 
 
@@ -339,3 +488,34 @@ def test_same_fit_on_cuda(tmp_path):
     cpu = TinyAE()
     restore_model(cpu, tmp_path / "c.pt")
     assert all(torch.equal(a.cpu(), b) for a, b in zip(model.state_dict().values(), cpu.state_dict().values()))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pyro_vae_with_batchnorm_fits_and_resumes_on_cuda(tmp_path):
+    """A Pyro VAE with the seed's BatchNorm/Dropout nets and a VampPrior on the GPU: trains, recalibrates
+    BatchNorm, checkpoints (CUDA RNG state of the device in use only) and resumes to the same state."""
+    import pyro
+    from vae.model import VAE
+    from vae.nets import ConvDecoder64, ConvEncoder64
+    from vae.priors import VampPrior
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageDataset((torch.rand(96, 1, 64, 64, generator=g) < 0.1).float(), name="rand64")
+
+    def make():
+        torch.manual_seed(0)
+        enc = ConvEncoder64(4)
+        return VAE(enc, ConvDecoder64(4), VampPrior(enc, 3, (1, 64, 64)))
+
+    pyro.clear_param_store()
+    kw = dict(epochs=2, batch_size=16, progress=False, seed=1, device="cuda")
+    ref = make()
+    hist = fit(ref, data, checkpoint=tmp_path / "ref.pt", **kw)
+    assert hist.meta["device"].startswith("cuda") and math.isfinite(hist.final()["val_loss"])
+    assert len(load_checkpoint(tmp_path / "ref.pt")["rng"]["cuda"]) == 1
+    fit(make(), data, checkpoint=tmp_path / "c.pt", **{**kw, "epochs": 1})
+    cont = make()
+    fit(cont, data, checkpoint=tmp_path / "c.pt", resume=True, **kw)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref.state_dict().values(), cont.state_dict().values())
+               if a.is_floating_point())

@@ -21,7 +21,10 @@ Choices where the report is silent (documented, configurable):
   in the Keras summary, we use LeakyReLU after the dense layer and after each stride-2 ConvTranspose
   (after BatchNorm, like the encoder).
 - BatchNorm with Keras's defaults (eps 1e-3, momentum 0.99 ≡ torch momentum 0.01);
-  ``batchnorm=False`` removes it.
+  ``batchnorm=False`` removes it. With this slow exponential average the running statistics stay
+  near their initial values for hundreds of steps; ``vae.train.fit`` therefore re-estimates them
+  after every epoch (``vae.train.recalibrate_batchnorm``), so eval-mode outputs are right after
+  short runs too. Train with batches of at least 2 images.
 - Padding: Keras "same" sizes (64→32→16→8, 8→16→32→64) with symmetric PyTorch padding
   (Conv2d padding=1; ConvTranspose2d padding=1, output_padding=1); TensorFlow pads stride-2
   convolutions asymmetrically, so feature maps are shifted by one pixel relative to Keras — same

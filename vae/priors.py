@@ -19,7 +19,8 @@ the VAE then uses the analytic KL (``TraceMeanField_ELBO`` semantics) by default
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import pyro.distributions as dist
 import torch
@@ -81,6 +82,19 @@ def _mixture(logits: Tensor, loc: Tensor, scale: Tensor) -> dist.TorchDistributi
     )
 
 
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode inside the block; each one's own mode restored afterwards.
+    Gradients are not affected."""
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "hardtanh": lambda u: torch.nn.functional.hardtanh(u, 0.0, 1.0),
     "sigmoid": torch.sigmoid,
@@ -99,9 +113,12 @@ class VampPrior(Prior):
     or ``"none"`` — maps the free parameters to the image range before encoding. Initialised as
     0.5 + 0.01·noise; :meth:`init_from_data` copies K training images instead.
 
-    Note: with BatchNorm in the encoder, computing the prior in train mode normalises the
-    pseudo-inputs with their own batch statistics (and updates running statistics); MLP encoders
-    without BatchNorm (as in the paper) avoid this.
+    The pseudo-inputs always go through the encoder in eval mode (each submodule's mode is restored
+    afterwards; gradients still flow): with BatchNorm they are normalised with the running
+    statistics, which the prior never updates, and Dropout is off, so log p(z) is a deterministic
+    function of the parameters. (In train mode the K pseudo-inputs would be normalised with their
+    own batch statistics, updating the running statistics a second time per step, and Dropout would
+    make the prior random.) MLP encoders without BatchNorm/Dropout, as in the paper, are unaffected.
 
     >>> from vae.nets import MLPEncoder
     >>> enc = MLPEncoder(latent_dim=2, input_shape=(1, 4, 4), hidden_sizes=(8,))
@@ -167,7 +184,8 @@ class VampPrior(Prior):
         return self
 
     def distribution(self) -> dist.TorchDistribution:
-        loc, scale = self.encoder(self.inputs())
+        with _eval_mode(self.encoder):
+            loc, scale = self.encoder(self.inputs())
         return _mixture(self.mix_logits, loc, scale)
 
     def extra_repr(self) -> str:

@@ -21,8 +21,9 @@ For a :class:`vae.model.VAE`, ``loss_terms`` is Pyro's ELBO (``Trace_ELBO`` or, 
 ``TraceMeanField_ELBO``) read from one guide trace and the model replayed on it, so ``fit`` trains
 exactly what ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam(...), vae.pyro_elbo())`` trains;
 plain Pyro users can run that SVI loop themselves. ``fit`` uses ``torch.optim.Adam`` over
-``model.parameters()`` — the same ``nn.Parameter`` objects ``pyro.module`` registers in Pyro's param
-store — which also covers parameters Pyro never sees (VampPrior pseudo-inputs, MoG prior weights).
+``model.parameters()`` — the same ``nn.Parameter`` objects ``pyro.module(name, vae)`` registers in
+Pyro's param store. ``pyro.module`` registers *every* parameter of the module tree, the prior's
+included (VampPrior pseudo-inputs, MoG weights/means/scales), so the plain SVI loop trains them too.
 
 What ``fit`` does, in order:
 
@@ -34,13 +35,22 @@ What ``fit`` does, in order:
   copies each batch asynchronously;
 * calls ``loss_terms`` once on a small batch (eval mode, no gradient) before building the optimiser,
   so lazily created parameters exist and a malformed ``loss_terms`` fails early and clearly;
+* refuses a model with BatchNorm when a training batch would hold a single image;
 * minimises ``loss / batch_size`` with Adam; loss terms are accumulated *on the device* and read
   (one host synchronisation) every ``check_every`` steps and at the end of each epoch;
+* after each epoch's training steps (before validation and the checkpoint) re-estimates BatchNorm
+  running statistics with :func:`recalibrate_batchnorm` (models with BatchNorm only; a few no-grad
+  passes over training batches, with its own seeded RNG: training itself is unchanged). Keras's
+  momentum 0.99 (torch 0.01) leaves the running statistics near their initial values after short
+  runs, so eval-mode outputs would otherwise be far from the train-mode ones;
 * stops with :class:`TrainingDiverged` as soon as a loss or a parameter is NaN/Inf — the checkpoint
   on disk keeps the last good epoch, it is never overwritten with non-finite parameters;
 * writes the checkpoint atomically (temporary file + ``os.replace``) after each epoch: model and
   optimiser state, history, epoch, every RNG state, configuration. ``resume=True`` continues from it
-  and reproduces an uninterrupted run bit for bit on CPU;
+  and reproduces an uninterrupted run bit for bit on CPU. It refuses (``ValueError`` listing the
+  differences) a checkpoint whose configuration — split, seed, batch size, loss terms, learning
+  rate, model class, data, transform and every ``config`` entry — differs from this run's (only
+  ``epochs`` may change), or whose parameters do not fit the model;
 * on Ctrl-C raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) after the last completed
   epoch's checkpoint is on disk.
 
@@ -76,11 +86,16 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "restore_model",
+    "recalibrate_batchnorm",
+    "has_batchnorm",
 ]
 
 CHECKPOINT_FORMAT = 1
 # Configuration entries that must match for ``resume=True`` (they fix the split and the batches).
-_RESUME_KEYS = ("batch_size", "seed", "val_fraction", "n_train", "n_val", "loss_keys")
+_RESUME_KEYS = ("batch_size", "seed", "val_fraction", "n_train", "n_val", "loss_keys", "lr", "model", "data",
+                "transform")
+# Entries that may change on resume (everything else in the stored configuration must match).
+_RESUME_FREE = ("epochs",)
 
 
 class TrainingDiverged(RuntimeError):
@@ -193,6 +208,7 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             torch.save(dict(state), f)
             f.flush()
@@ -205,6 +221,13 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
             pass
         raise
     return path
+
+
+def _file_mode() -> int:
+    """0666 minus the process umask (what ``open(path, "w")`` would give), e.g. 0644."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -220,17 +243,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def restore_model(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a :func:`fit` checkpoint's parameters into ``model`` (any device); returns the checkpoint."""
+    """Load a :func:`fit` checkpoint's parameters into ``model`` (any device); returns the checkpoint.
+    A checkpoint of another architecture raises ``ValueError`` naming the mismatching entries."""
     state = load_checkpoint(path)
-    model.load_state_dict(state["model"])
+    _load_model_state(model, state["model"], path)
     return state
+
+
+def _state_mismatch(model: nn.Module, saved: Mapping[str, Tensor]) -> list[str]:
+    """Human-readable differences between ``model.state_dict()`` and ``saved`` (empty: they fit)."""
+    own = model.state_dict()
+    problems = [f"missing {k}" for k in own if k not in saved]
+    problems += [f"unexpected {k}" for k in saved if k not in own]
+    problems += [f"{k}: shape {tuple(saved[k].shape)} in the checkpoint, {tuple(v.shape)} in the model"
+                 for k, v in own.items() if k in saved and tuple(saved[k].shape) != tuple(v.shape)]
+    return problems
+
+
+def _load_model_state(model: nn.Module, saved: Mapping[str, Tensor], path) -> None:
+    problems = _state_mismatch(model, saved)
+    if problems:
+        more = f" (and {len(problems) - 6} more)" if len(problems) > 6 else ""
+        raise ValueError(f"checkpoint {path} does not fit this {type(model).__name__} (another architecture, "
+                         f"latent size, prior or number of components?): " + "; ".join(problems[:6]) + more)
+    model.load_state_dict(saved)
 
 
 def _rng_state(perm_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
                   int(np_state[3]), float(np_state[4])],
         "python": random.getstate(),
@@ -241,7 +284,11 @@ def _rng_state(perm_gen: torch.Generator, device: torch.device) -> dict[str, Any
 def _set_rng_state(state: Mapping[str, Any], perm_gen: torch.Generator, device: torch.device) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if device.type == "cuda" and state["cuda"]:
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # only the device in use (older checkpoints stored every GPU's state: take the matching one)
+        saved = state["cuda"]
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        own = saved[0] if len(saved) == 1 else saved[min(index, len(saved) - 1)]
+        torch.cuda.set_rng_state(own.cpu(), device)
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss_next = state["python"]
@@ -264,7 +311,7 @@ class _DeviceImages:
             return
         images = images.cpu()
         if images.is_floating_point() and _exact_uint8(images):
-            images = (images * 255).round_().to(torch.uint8)
+            images = _to_uint8(images)
             self.as_uint8 = True
         nbytes = images.numel() * images.element_size()
         if keep_on_device is None:
@@ -291,6 +338,14 @@ class _DeviceImages:
         return x
 
 
+def _to_uint8(images: Tensor, chunk: int = 4096) -> Tensor:
+    """Exact ``k/255`` float images -> uint8 ``k``, converted in chunks (no full-size float temporary)."""
+    out = torch.empty(images.shape, dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        out[i:i + chunk] = (images[i:i + chunk] * 255).round_()
+    return out
+
+
 def _exact_uint8(images: Tensor, chunk: int = 4096) -> bool:
     for i in range(0, len(images), chunk):
         block = images[i:i + chunk]
@@ -313,6 +368,99 @@ def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
+
+
+# -------------------------------------------------------------------------------------- batchnorm
+_BatchNorm = nn.modules.batchnorm._BatchNorm
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` contains a BatchNorm layer that keeps running statistics."""
+    return any(isinstance(m, _BatchNorm) and m.track_running_stats for m in model.modules())
+
+
+def _single_batch_error(what: str) -> ValueError:
+    return ValueError(f"BatchNorm needs batches of at least 2 images; {what} (use batch_size >= 2 and at "
+                      "least 2 training images, or a model without BatchNorm)")
+
+
+def _default_forward(model: nn.Module) -> Callable[[Tensor], Any]:
+    terms = getattr(model, "loss_terms", None)
+    return terms if callable(terms) else model
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    images: Tensor | ImageDataset,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    n_batches: int = 10,
+    batch_size: int = 256,
+    seed: int = 0,
+    forward: Callable[[Tensor], Any] | None = None,
+) -> int:
+    """Re-estimate every BatchNorm layer's running mean/variance from ``images``.
+
+    Runs ``forward(x)`` (default: ``model.loss_terms`` if present, else ``model``) without gradients
+    on up to ``n_batches`` batches of ``batch_size`` images drawn (seeded permutation) from
+    ``images``, with the BatchNorm layers in train mode and every other layer in eval mode (no
+    Dropout), each BatchNorm's running statistics reset and its ``momentum`` set to ``None``
+    (cumulative average over the batches). Afterwards momenta and train/eval modes are restored and
+    torch's global RNG is as before (the passes use a forked RNG seeded with ``seed``). Returns the
+    number of images used; 0 (and nothing touched) when the model has no BatchNorm.
+
+    After it, eval-mode BatchNorm layers normalise with the statistics the data actually has at
+    their inputs — what a long run's exponential average converges to.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not layers:
+        return 0
+    data = images.images if isinstance(images, ImageDataset) else images
+    n_batches = _check_int("n_batches", n_batches, 1)
+    batch_size = _check_int("batch_size", batch_size, 2)
+    if isinstance(data, _DeviceImages):
+        total, dev = data.n, data.device
+        take = lambda idx: data.batch(idx.to(data.index_device))  # noqa: E731
+    else:
+        total, dev = len(data), _module_device(model, data)
+        take = lambda idx: data[idx.to(data.device)].to(dev)  # noqa: E731
+    if total < 2:
+        raise _single_batch_error(f"recalibration got {total} image(s)")
+    n = min(total, n_batches * batch_size)
+    index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    forward = forward or _default_forward(model)
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [(m, m.momentum) for m in layers]
+    try:
+        model.eval()
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            _seed_device(seed, dev)
+            for s, e in _batch_bounds(n, batch_size):
+                x = take(index[s:e])
+                forward(transform(x) if transform is not None else x)
+    finally:
+        for m, momentum in momenta:
+            m.momentum = momentum
+        for m, mode in modes:
+            m.training = mode
+    return n
+
+
+def _seed_device(seed: int, device: torch.device) -> None:
+    """Seed torch's CPU generator and (only) ``device``'s CUDA generator."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
+def _module_device(model: nn.Module, data: Tensor) -> torch.device:
+    p = next(model.parameters(), None)
+    return data.device if p is None else p.device
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -368,6 +516,7 @@ def fit(
     val_batch_size: int | None = None,
     config: Mapping[str, Any] | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    bn_recalibration: int = 10,
 ) -> History:
     """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
 
@@ -382,7 +531,8 @@ def fit(
         device: ``None``/``"auto"`` (cuda when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         seed: seeds the split, torch/numpy/random/Pyro and the batch permutation.
         checkpoint: path of the checkpoint file, rewritten atomically after each epoch.
-        resume: continue from ``checkpoint`` (which must exist and match batch size, seed, split).
+        resume: continue from ``checkpoint`` (which must exist and match this run's configuration —
+            batch size, seed, split, lr, model, data, transform, ``config`` — except ``epochs``).
         progress: a tqdm bar per epoch (postfix: running train loss, then validation loss).
         transform: ``transform(x) -> x`` applied on the device to every batch, training and
             validation (e.g. ``vae.data.mnist.dynamic_binarize``).
@@ -395,6 +545,9 @@ def fit(
         val_batch_size: batch size for validation (default ``batch_size``).
         config: extra JSON-able entries stored in the checkpoint and ``History.meta``.
         on_epoch_end: ``on_epoch_end(epoch, row)`` after each epoch (and its checkpoint).
+        bn_recalibration: batches (of ``batch_size`` training images) for
+            :func:`recalibrate_batchnorm` after each epoch's training steps, for models with
+            BatchNorm; ``0`` keeps the exponential running averages as they are.
 
     Returns:
         a :class:`History` (also stored in the checkpoint).
@@ -423,6 +576,7 @@ def fit(
         raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
     if grad_clip is not None and not (grad_clip > 0):
         raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}")
+    bn_recalibration = _check_int("bn_recalibration", bn_recalibration, 0)
     if torch.is_tensor(data):
         data = ImageDataset(data)
     if not isinstance(data, ImageDataset):
@@ -438,6 +592,9 @@ def fit(
     if len(train_set) == 0:
         raise ValueError(f"val_fraction={val_fraction} leaves no training images out of {len(data)}")
     dev = resolve_device(device)
+    uses_bn = has_batchnorm(model)
+    if uses_bn and min(batch_size, len(train_set)) < 2:
+        raise _single_batch_error(f"got batch_size={batch_size} and {len(train_set)} training image(s)")
 
     # ---- state: seeds, data on the device, parameters, optimiser
     pyro.set_rng_seed(seed)  # torch (CPU and CUDA), numpy, random
@@ -460,7 +617,7 @@ def fit(
     run_config = {
         "batch_size": batch_size, "seed": seed, "val_fraction": float(val_fraction),
         "n_train": len(train_set), "n_val": len(val_set), "loss_keys": keys, "epochs": epochs,
-        "lr": float(lr), "model": who, "data": data.name, "transform": getattr(transform, "__name__", repr(transform)),
+        "lr": float(lr), "model": who, "data": data.name, "transform": _callable_name(transform),
         **dict(config or {}),
     }
     history = History(meta={**run_config, "device": str(dev),
@@ -469,13 +626,13 @@ def fit(
     start = 0
     if resume:
         state = load_checkpoint(checkpoint)
-        saved = state["config"]
-        diffs = [f"{k}={saved.get(k)!r} (now {run_config[k]!r})" for k in _RESUME_KEYS if saved.get(k) != run_config[k]]
-        if diffs:
-            raise ValueError(f"checkpoint {checkpoint} does not match this run: " + ", ".join(diffs)
-                             + "; resume needs the same data, split, seed, batch size and loss terms")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        _check_resume_config(state["config"], _jsonable(run_config), checkpoint, compare_lr=optimizer is None)
+        _load_model_state(model, state["model"], checkpoint)
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise ValueError(f"checkpoint {checkpoint}: the saved optimiser state does not fit this optimiser "
+                             f"({str(err).splitlines()[0]})") from None
         history.rows = [dict(r) for r in state["history"]]
         start = int(state["epoch"])
         _set_rng_state(state["rng"], perm_gen, dev)
@@ -526,6 +683,9 @@ def fit(
                         bad = [k for k, v in zip(keys, host.tolist()) if not math.isfinite(v)]
                         raise diverged(epoch, step, "training " + ", ".join(bad))
                     bar.set_postfix(loss=f"{host[0].item() / seen:.4g}")
+            if uses_bn and bn_recalibration:
+                recalibrate_batchnorm(model, train_imgs, transform, bn_recalibration, batch_size,
+                                      seed=seed * 1_000_003 + epoch)
             # -- validation
             val_sums = _evaluate(model, val_imgs, transform, keys, val_batch_size, acc_dtype) if val_imgs else None
             finite_params = _all_finite(params)
@@ -572,6 +732,25 @@ def fit(
                                   f"epoch(s); {kept}", last_epoch=int(done), checkpoint=checkpoint
                                   if last_saved is not None else None, history=history) from None
     return history
+
+
+def _callable_name(fn) -> str:
+    """A stable name for a transform (no memory addresses): ``__qualname__`` or the type's name."""
+    if fn is None:
+        return "None"
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _check_resume_config(saved: Mapping[str, Any], now: Mapping[str, Any], path, compare_lr: bool) -> None:
+    """``ValueError`` listing every setting (other than ``epochs``) that differs from the checkpoint's."""
+    skip = set(_RESUME_FREE) | (set() if compare_lr else {"lr"})
+    keys = [k for k in now if k not in skip]  # keys only older checkpoints stored are not compared
+    diffs = [f"{k}={saved.get(k, '<absent>')!r} in the checkpoint, {now.get(k, '<absent>')!r} now"
+             for k in keys if saved.get(k, "<absent>") != now.get(k, "<absent>")]
+    if diffs:
+        raise ValueError(f"checkpoint {path} was written with other settings: " + "; ".join(diffs)
+                         + ". Resume with the checkpoint's settings (only the number of epochs may change), "
+                         "or start a new run in another output directory")
 
 
 def _probe(model: nn.Module, images: _DeviceImages, transform, who: str) -> list[str]:
