@@ -65,7 +65,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +74,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vae.atomic import atomic_file
 from vae.data.dataset import ImageDataset
 from vae.device import resolve_device
 
@@ -205,29 +205,11 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     to disk, then ``os.replace``-d over ``path``. A crash or Ctrl-C mid-write leaves the previous file
     intact and no temporary file behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; a checkpoint is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        torch.save(dict(state), f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
-
-
-def _file_mode() -> int:
-    """0666 minus the process umask (what ``open(path, "w")`` would give), e.g. 0644."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from vae.atomic import atomic_file
 
 __all__ = ["download", "file_digest", "verify_file", "ChecksumError", "OfflineError"]
 
@@ -84,10 +85,7 @@ def download(
     if dest.exists():
         verify_file(dest, sha256, md5)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_file(dest) as tmp:
         hashers = {name: hashlib.new(name) for name, _ in expected}
         try:
             response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https by design)
@@ -103,8 +101,7 @@ def download(
                 f"machine with internet access and place it by hand at {dest} (the checksum is verified "
                 "when it is used)."
             ) from err
-        with response, os.fdopen(fd, "wb") as out:
-            fd = None
+        with response, open(tmp, "wb") as out:
             total = response.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             bar = None
@@ -140,10 +137,4 @@ def download(
                 raise ChecksumError(
                     f"{name} mismatch for {url}: expected {value}, got {got}; the download was discarded"
                 )
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp.exists():
-            tmp.unlink()
+    return dest

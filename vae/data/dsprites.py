@@ -37,13 +37,13 @@ same angle as class 0, so the two images are identical, as in the official file.
 from __future__ import annotations
 
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vae.atomic import atomic_file
 from vae.data.dataset import ImageDataset
 from vae.data.download import download, verify_file
 
@@ -238,10 +238,7 @@ def build_dsprites_cache(cache_dir=None, chunk_size: int = 46080, progress: bool
     path = _packed_cache_path(cache_dir)
     if path.exists():
         return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=cache_dir)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(N_IMAGES, IMAGE_SIZE, IMAGE_SIZE // 8))
         starts = range(0, N_IMAGES, chunk_size)
         if progress:
@@ -253,10 +250,6 @@ def build_dsprites_cache(cache_dir=None, chunk_size: int = 46080, progress: bool
             out[a:b] = np.packbits(_render(index_to_classes(np.arange(a, b))), axis=-1)
         out.flush()
         del out
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
