@@ -89,22 +89,28 @@ def build_model(name: str, args):
     return VAE(enc, dec, StandardNormal(args.latent_dim), beta=args.beta)
 
 
-def save_code_plot(codes: dict, path: Path, n_show: int = 24) -> Path:
-    """Per model: |codes| of ``n_show`` test digits as a heat map, and a histogram of all code values."""
+def save_code_plot(codes: dict, labels, path: Path, per_class: int = 2) -> Path:
+    """Per model: |codes| of ``per_class`` test digits of each class as a heat map (rows sorted by
+    digit), and a histogram of all code values."""
     import numpy as np
 
     from vae.plots import _pyplot
 
     plt = _pyplot()
-    fig, axes = plt.subplots(2, len(codes), figsize=(5.0 * len(codes), 6.4), squeeze=False)
-    vmax = max(float(np.abs(c[:n_show]).max()) for c in codes.values()) or 1.0
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    rows = np.concatenate([np.flatnonzero(labels == d)[:per_class] for d in classes])
+    fig, axes = plt.subplots(2, len(codes), figsize=(5.0 * len(codes), 6.8), squeeze=False)
+    vmax = max(float(np.abs(c[rows]).max()) for c in codes.values()) or 1.0
     for j, (name, c) in enumerate(codes.items()):
         ax = axes[0, j]
-        im = ax.imshow(np.abs(c[:n_show]), aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"{name}: |posterior mean| of {n_show} test digits\n"
+        im = ax.imshow(np.abs(c[rows]), aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"{name}: |posterior mean|, {per_class} test digits per class\n"
                      f"{(c == 0).mean():.0%} of all entries exactly zero", fontsize=10)
         ax.set_xlabel("latent unit")
-        ax.set_ylabel("test digit")
+        ax.set_yticks(np.arange(len(rows)))
+        ax.set_yticklabels([str(d) for d in labels[rows]], fontsize=7)
+        ax.set_ylabel("test digit (its class)")
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax = axes[1, j]
         ax.hist(c.ravel(), bins=101, color="tab:blue", log=True)
@@ -189,7 +195,7 @@ def main(argv=None) -> dict:
 
     save_image_grid([test_x[shown]] + list(recons.values()), out / "reconstructions.png",
                     row_labels=["test"] + list(recons), title="held-out digits and reconstructions (mean of p(x|z))")
-    save_code_plot(codes, out / "codes.png")
+    save_code_plot(codes, labels, out / "codes.png")
     columns = ["model", "fraction_zeros", "hoyer", "active_per_image", "empty_codes", "dead_units", "val_loss",
                "test_iwae_nll"]
     table = list(rows.values())
