@@ -6,9 +6,10 @@ passes gradients straight through (z_q = z_e + sg[e_k - z_e]). Its losses, as pe
     codebook   = ||sg[z_e] - e||^2      (replaced by EMA updates when ``ema=True``; then 0)
     commitment = ||z_e - sg[e]||^2      (weighted by ``beta``, 0.25 by default, in ``VQVAE``)
 
-Codebook collapse (few codes used) is countered by EMA updates with Laplace smoothing and by
-re-seeding dead codes (codes whose running usage share fell below a threshold) at encoder outputs
-of the current batch. Perplexity exp(H(p)) of the code-usage distribution p and the fraction of
+Codebook collapse (few codes used) is countered by EMA updates with Laplace smoothing, by
+initialising the codebook from encoder outputs (``init="data"`` or ``"kmeans"``: on the first
+training batch) and by re-seeding dead codes (codes whose running usage share fell below a
+threshold) at encoder outputs of the current batch, *before* that batch is assigned to codes. Perplexity exp(H(p)) of the code-usage distribution p and the fraction of
 codes used are reported with every forward pass.
 
 ``VQVAE`` is a small convolutional VQ-VAE for 28x28 (MNIST, latent grid 7x7) and 64x64
@@ -72,10 +73,16 @@ class VectorQuantizer(nn.Module):
         (cluster sizes and sums, Laplace-smoothed) instead of by the codebook loss.
     decay: EMA decay for the codebook statistics.
     eps: Laplace-smoothing constant for the EMA cluster sizes.
-    reseed: re-seed dead codes at encoder outputs of the current batch (training mode only).
+    reseed: re-seed dead codes at random encoder outputs of the current batch (training mode
+        only), before that batch is assigned, so the fresh codes take part in the same pass.
+        Works with and without ``ema``.
     dead_code_threshold: a code is dead when its running share of assignments falls below
         ``dead_code_threshold / n_codes`` (i.e. below that fraction of a uniform share).
     usage_decay: decay of the running usage shares used to find dead codes.
+    init: ``"uniform"`` (U(-1/K, 1/K), the reference implementation's init; far smaller than
+        typical encoder outputs, which is what lets an unmaintained codebook collapse),
+        ``"data"`` (K random encoder outputs of the first training batch) or ``"kmeans"``
+        (``kmeans_iters`` Lloyd iterations on the first training batch, started from ``"data"``).
 
     Input: (B, D) vectors, or (B, D, *spatial) feature maps (channel = code dimension).
 
@@ -96,8 +103,12 @@ class VectorQuantizer(nn.Module):
         reseed: bool = False,
         dead_code_threshold: float = 0.03,
         usage_decay: float = 0.9,
+        init: str = "uniform",
+        kmeans_iters: int = 10,
     ) -> None:
         super().__init__()
+        if init not in ("uniform", "data", "kmeans"):
+            raise ValueError(f"init must be 'uniform', 'data' or 'kmeans'; got {init!r}")
         if n_codes < 1 or code_dim < 1:
             raise ValueError(f"n_codes and code_dim must be >= 1; got {n_codes}, {code_dim}")
         if not 0.0 <= decay < 1.0 or not 0.0 <= usage_decay < 1.0:
@@ -106,6 +117,7 @@ class VectorQuantizer(nn.Module):
         self.beta, self.ema, self.decay, self.eps = float(beta), bool(ema), float(decay), float(eps)
         self.reseed, self.dead_code_threshold = bool(reseed), float(dead_code_threshold)
         self.usage_decay = float(usage_decay)
+        self.init, self.kmeans_iters = init, int(kmeans_iters)
         init = torch.empty(n_codes, code_dim).uniform_(-1.0 / n_codes, 1.0 / n_codes)
         if self.ema:
             # The codebook is a buffer (no gradient): e_k = embed_sum_k / smoothed cluster_size_k.
@@ -117,6 +129,8 @@ class VectorQuantizer(nn.Module):
         # Running share of assignments per code (starts uniform), for dead-code detection.
         self.register_buffer("usage_share", torch.full((n_codes,), 1.0 / n_codes))
         self.register_buffer("total_reseeded", torch.zeros((), dtype=torch.long))
+        # False until the data-dependent init ran (always True for init="uniform").
+        self.register_buffer("initialized", torch.tensor(self.init == "uniform"))
 
     # -- core -----------------------------------------------------------------------------
     def _flatten(self, z_e: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
@@ -136,17 +150,22 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z_e: torch.Tensor) -> VQOutput:
         flat, spatial = self._flatten(z_e)
+        n_reseeded = 0
+        if self.training:
+            with torch.no_grad():
+                if not bool(self.initialized):
+                    self.init_from(flat.detach(), kmeans_iters=self.kmeans_iters if self.init == "kmeans" else 0)
+                if self.reseed:
+                    # Before the assignment, so this batch's vectors already see the fresh codes.
+                    n_reseeded = self._reseed_dead(flat.detach())
         with torch.no_grad():
             indices = self.nearest(flat.detach())
             counts = torch.bincount(indices, minlength=self.n_codes).to(flat.dtype)
-        n_reseeded = 0
         if self.training:
             with torch.no_grad():
                 if self.ema:
                     self._ema_update(flat.detach(), indices, counts)
                 self.usage_share.mul_(self.usage_decay).add_(counts / counts.sum(), alpha=1 - self.usage_decay)
-                if self.reseed:
-                    n_reseeded = self._reseed_dead(flat.detach())
         e = self.embedding[indices]  # (N, D), carries gradient to the codebook when not EMA
         codebook_loss = ((flat.detach() - e) ** 2).sum() if not self.ema else flat.new_zeros(())
         commitment_loss = ((flat - e.detach()) ** 2).sum()
@@ -200,15 +219,28 @@ class VectorQuantizer(nn.Module):
         return n_dead
 
     @torch.no_grad()
-    def init_from(self, z: torch.Tensor) -> None:
-        """Set the codebook to randomly chosen vectors of ``z`` ((N, D) or (B, D, ...)) (data init)."""
+    def init_from(self, z: torch.Tensor, kmeans_iters: int = 0) -> None:
+        """Set the codebook from encoder outputs ``z`` ((N, D) or (B, D, ...)): K randomly chosen
+        vectors, then ``kmeans_iters`` Lloyd (k-means) iterations; a cluster that empties keeps its
+        centre. With EMA the running statistics restart at these codes (cluster size 1 each)."""
         flat, _ = self._flatten(z)
+        flat = flat.detach().to(self.embedding.dtype)
         pick = torch.randperm(flat.shape[0], device=flat.device)[: self.n_codes]
         if len(pick) < self.n_codes:
             pick = torch.randint(flat.shape[0], (self.n_codes,), device=flat.device)
-        self.embedding.copy_(flat[pick])
+        centres = flat[pick].clone()
+        for _ in range(int(kmeans_iters)):
+            idx = torch.cdist(flat, centres).argmin(1)
+            counts = torch.bincount(idx, minlength=self.n_codes).to(flat.dtype)
+            sums = torch.zeros_like(centres).index_add_(0, idx, flat)
+            used = counts > 0
+            centres[used] = sums[used] / counts[used, None]
+        self.embedding.copy_(centres)
         if self.ema:
-            self.embed_sum.copy_(self.embedding * self.cluster_size[:, None])
+            self.cluster_size.fill_(1.0)
+            self.embed_sum.copy_(centres)
+        self.usage_share.fill_(1.0 / self.n_codes)
+        self.initialized.fill_(True)
 
 
 # -- the conv VQ-VAE -------------------------------------------------------------------------
@@ -235,7 +267,11 @@ class VQVAE(nn.Module):
     """Convolutional VQ-VAE: conv encoder -> ``VectorQuantizer`` -> transposed-conv decoder.
 
     ``input_shape`` (C, H, W) with H = W = 28 (latent grid 7x7) or 64 (latent grid 8x8).
-    Reconstruction is the squared error ||x - sigmoid(decoder(z_q))||^2. ``loss_terms(x)`` returns
+    The decoder's last layer is linear (no sigmoid, no clamp), so its gradient never saturates.
+    ``recon="mse"`` (default, the paper's loss): reconstruction term ||x - decoder(z_q)||^2; the
+    mean image is decoder(z_q) clamped to [0, 1]. ``recon="bce"``: the decoder outputs Bernoulli
+    logits, the term is the binary cross-entropy (nats), the mean image is sigmoid(logits).
+    ``init``/``kmeans_iters``/``usage_decay``/``eps``: see :class:`VectorQuantizer`. ``loss_terms(x)`` returns
     per-batch sums: loss = recon + codebook + beta * commitment, plus ``perplexity`` and ``usage``
     of the batch (multiplied by the batch size, so that per-image means equal the batch values).
 
@@ -255,8 +291,16 @@ class VQVAE(nn.Module):
         decay: float = 0.99,
         reseed: bool = False,
         dead_code_threshold: float = 0.03,
+        recon: str = "mse",
+        init: str = "uniform",
+        kmeans_iters: int = 10,
+        usage_decay: float = 0.9,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
+        if recon not in ("mse", "bce"):
+            raise ValueError(f"recon must be 'mse' or 'bce'; got {recon!r}")
+        self.recon = recon
         c, h, w = input_shape
         if h != w:
             raise ValueError(f"VQVAE needs square images; got {input_shape}")
@@ -272,7 +316,8 @@ class VQVAE(nn.Module):
         enc += [nn.Conv2d(hidden, code_dim, 1)]
         self.encoder = nn.Sequential(*enc)
         self.quantizer = VectorQuantizer(
-            n_codes, code_dim, beta=beta, ema=ema, decay=decay, reseed=reseed, dead_code_threshold=dead_code_threshold
+            n_codes, code_dim, beta=beta, ema=ema, decay=decay, eps=eps, reseed=reseed,
+            dead_code_threshold=dead_code_threshold, usage_decay=usage_decay, init=init, kmeans_iters=kmeans_iters,
         )
         dec: list[nn.Module] = [nn.Conv2d(code_dim, hidden, 3, padding=1), _ResBlock(hidden, hidden // 2), nn.ReLU()]
         prev = hidden
@@ -290,9 +335,16 @@ class VQVAE(nn.Module):
         """Continuous encoder output z_e, (B, code_dim, h, w)."""
         return self.encoder(x)
 
+    def decode_raw(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Unbounded decoder output: the image (``recon="mse"``) or Bernoulli logits (``"bce"``)."""
+        return self.decoder(z_q)
+
+    def _mean(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(raw) if self.recon == "bce" else raw.clamp(0.0, 1.0)
+
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """Mean image in [0, 1] from quantised latents (B, code_dim, h, w)."""
-        return torch.sigmoid(self.decoder(z_q))
+        return self._mean(self.decode_raw(z_q))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Mean image from a grid of code indices (B, h, w)."""
@@ -300,15 +352,22 @@ class VQVAE(nn.Module):
         return self.decode(z_q)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, VQOutput]:
+        """(mean image in [0, 1], quantiser output)."""
         out = self.quantizer(self.encode(x))
         return self.decode(out.quantized), out
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)[0]
 
+    def recon_loss(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction term (sum over the batch) from the unbounded decoder output ``raw``."""
+        if self.recon == "bce":
+            return F.binary_cross_entropy_with_logits(raw, x, reduction="sum")
+        return ((raw - x) ** 2).sum()
+
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_hat, out = self.forward(x)
-        recon = ((x_hat - x) ** 2).sum()
+        out = self.quantizer(self.encode(x))
+        recon = self.recon_loss(self.decode_raw(out.quantized), x)
         b = x.shape[0]
         return {
             "loss": recon + out.loss,
