@@ -125,7 +125,8 @@ def run_task(task: str, args, train, test, out: Path, log) -> dict:
              "superres": "super-resolution 14x14 -> 28x28"}[task]
     save_image_grid(rows, out / f"{task}_grid.png", row_labels=labels,
                     title=f"{title} (held-out digits; PSNR over all 500)")
-    save_loss_curves(history.rows, out / f"{task}_loss.png", keys=("mse",), title=f"{task}: squared error per image")
+    save_loss_curves(history.rows, out / f"{task}_loss.png", keys=("mse",), title=f"{task}: squared error per image",
+                     units={"mse": "squared error per image"})
     history.to_csv(out / f"{task}_history.csv")
     verdict = {None: "reference", True: "beats it", False: "does NOT beat it"}[row["beats_baseline"]]
     log(f"{task:>11}: PSNR {row['psnr']:.2f} dB vs {row['baseline']} {row['baseline_psnr']:.2f} dB "

@@ -206,7 +206,8 @@ def main(argv=None) -> dict:
             model.eval()
             recons[name] = model.reconstruct(shown.to(args.device)).cpu()
         save_loss_curves(history.rows, out / f"{name}_loss.png", keys=("recon", "commitment", "codebook", "perplexity"),
-                         title=f"VQ-VAE ({name}) on {args.dataset}")
+                         title=f"VQ-VAE ({name}) on {args.dataset}",
+                         units={"recon": "squared error per image", "commitment": "per image", "codebook": "per image"})
         history.to_csv(out / f"{name}_history.csv")
         gain = s["psnr"] - baseline_psnr
         results[name] = {"perplexity": s["perplexity"], "usage": s["usage"], "codes_used": int((s["counts"] > 0).sum()),

@@ -73,11 +73,13 @@ def save_loss_curves(
     path: str | Path,
     keys: Sequence[str] = ("loss", "recon", "kl"),
     title: str | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> Path:
     """One panel per key, train and validation curves per epoch (history rows as written by ``fit``).
 
     A history row holds ``epoch`` and ``train_<key>`` / ``val_<key>`` values; keys absent from the
-    history are skipped.
+    history are skipped. ``units`` maps a key to its y-axis label; by default ``loss``, ``recon``
+    and ``kl`` are "nats per image" (a VAE's terms) and other keys are labelled with their name.
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -95,7 +97,8 @@ def save_loss_curves(
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("nats per image" if key in ("loss", "recon", "kl") else key)
+        default = "nats per image" if key in ("loss", "recon", "kl") else key
+        ax.set_ylabel((units or {}).get(key, default))
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
