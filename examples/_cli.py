@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from pathlib import Path
 from typing import Callable
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction"]
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "write_summary"]
 
 
 def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
@@ -33,3 +35,15 @@ nonneg_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a finite number > 0", lambda v: v > 0)
 nonneg_float = _number(float, "a finite number >= 0", lambda v: v >= 0)
 fraction = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
+
+
+def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
+    """Write an example's headline numbers as JSON to ``path`` (and to stdout with ``echo``: ``--json``).
+
+    Numpy scalars and other non-JSON numbers are written as floats.
+    """
+    text = json.dumps(summary, indent=2, default=float)
+    Path(path).write_text(text + "\n")
+    if echo:
+        print(text)
+    return Path(path)

@@ -31,7 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
+
+from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
 
 TASKS = ("plain", "denoise", "denoise_sp", "superres")
 DEFAULT_EPOCHS = 30
@@ -42,17 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", nargs="+", choices=TASKS + ("all",), default=["all"], help="which model(s) to train (default: all)")
-    p.add_argument("--noise-level", type=float, default=0.5, help="Gaussian noise std for 'denoise' (default: 0.5)")
-    p.add_argument("--sp-amount", type=float, default=0.2, help="salt-and-pepper fraction for 'denoise_sp' (default: 0.2)")
-    p.add_argument("--code-dim", type=int, default=None,
+    p.add_argument("--noise-level", type=nonneg_float, default=0.5, help="Gaussian noise std for 'denoise' (default: 0.5)")
+    p.add_argument("--sp-amount", type=fraction, default=0.2, help="salt-and-pepper fraction for 'denoise_sp' (default: 0.2)")
+    p.add_argument("--code-dim", type=positive_int, default=None,
                    help="code size (default: 16 plain, 64 denoising, 128 super-resolution)")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per task (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
-    p.add_argument("--max-samples", type=int, default=None, help="training digits to use (default: all 4,500)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"epochs per task (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default: 64)")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    p.add_argument("--max-samples", type=positive_int, default=None, help="training digits to use (default: all 4,500)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs per task: under a minute on 2 CPU cores")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="runs/train_autoencoder", help="output directory (default: runs/train_autoencoder)")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -158,10 +161,7 @@ def main(argv=None) -> dict:
     results = {t: run_task(t, args, train, test, out, log) for t in tasks}
     summary = {"device": args.device, "quick": args.quick, "seed": args.seed, "epochs": args.epochs,
                "n_train": len(train), "n_test": len(test), "tasks": results}
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
-    if args.json:
-        print(json.dumps(summary, indent=2))
+    write_summary(summary, out / "summary.json", echo=args.json)
     return summary
 
 

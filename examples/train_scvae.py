@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int  # noqa: E402
+from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
 
 MODELS = ("vae", "scvae")
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 5
@@ -204,11 +204,8 @@ def main(argv=None) -> dict:
     summary = {"device": args.device, "quick": args.quick, "seed": args.seed, "epochs": args.epochs,
                "lam": args.lam, "lista_steps": args.lista_steps, "latent_dim": args.latent_dim,
                "n_train": len(train), "n_test": len(test), "iwae_samples": args.iwae_samples, "models": rows}
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
+    write_summary(summary, out / "summary.json", echo=args.json)
+    if not args.json:
         log(f"wrote reconstructions.png, codes.png, sparsity_table.md/.csv, summary.json to {out}")
     return summary
 

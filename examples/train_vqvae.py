@@ -39,7 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
+
+from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
 
 VARIANTS = {
     "plain": dict(ema=False, reseed=False),
@@ -66,26 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=("mnist", "dsprites"), default="mnist", help="data set (default: mnist)")
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS),
                    help="codebook schemes to train (default: all)")
-    p.add_argument("--n-codes", type=int, default=128, help="codebook size K (default: 128)")
-    p.add_argument("--code-dim", type=int, default=None, help="code vector length (default: 16; --quick: 8)")
-    p.add_argument("--hidden", type=int, default=None, help="conv channels (default: 64; --quick: 32)")
+    p.add_argument("--n-codes", type=positive_int, default=128, help="codebook size K (default: 128)")
+    p.add_argument("--code-dim", type=positive_int, default=None, help="code vector length (default: 16; --quick: 8)")
+    p.add_argument("--hidden", type=positive_int, default=None, help="conv channels (default: 64; --quick: 32)")
     p.add_argument("--init", choices=("uniform", "data", "kmeans"), default="uniform",
                    help="codebook init: uniform +-1/K (reference), data (encoder outputs of the first batch) "
                         "or kmeans (k-means on them) (default: uniform)")
-    p.add_argument("--decay", type=float, default=0.99, help="EMA decay of the ema variants (default: 0.99)")
-    p.add_argument("--beta", type=float, default=0.25, help="commitment weight (default: 0.25)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 20 MNIST, 10 dSprites; --quick: 5 / 3)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64; --quick: 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--max-samples", type=int, default=None,
+    p.add_argument("--decay", type=fraction, default=0.99, help="EMA decay of the ema variants (default: 0.99)")
+    p.add_argument("--beta", type=nonneg_float, default=0.25, help="commitment weight (default: 0.25)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs (default: 20 MNIST, 10 dSprites; --quick: 5 / 3)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: 64; --quick: 32)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--max-samples", type=positive_int, default=None,
                    help="training images (default: all 4,500 MNIST / 50,000 dSprites; --quick: 1,500)")
     p.add_argument("--quick", action="store_true",
                    help="small run (1,500 images, 5 epochs, half-width model): about a minute per variant on 2 CPU cores")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: 1 with --quick, the small model gains nothing from more and a "
                         "busy machine slows it down a lot; otherwise torch's choice)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default=None, help="output directory (default: runs/train_vqvae_<dataset>)")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -254,10 +257,7 @@ def main(argv=None) -> dict:
                "n_codes": args.n_codes, "code_dim": args.code_dim, "hidden": args.hidden, "init": args.init,
                "mean_image_psnr": baseline_psnr, "mean_image_mse": baseline_mse,
                "variants_not_beating_mean_image": failed, "variants": results}
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
-    if args.json:
-        print(json.dumps(summary, indent=2))
+    write_summary(summary, out / "summary.json", echo=args.json)
     return summary
 
 

@@ -18,7 +18,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_int, positive_float, positive_int  # noqa: E402
+from _cli import fraction, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
 
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 6
 HIDDEN = (512, 256)
@@ -123,11 +122,8 @@ def main(argv=None) -> dict:
         summary["test_iwae_nll"] = float(-iwae_log_likelihood(model, test_x, n_samples=args.iwae_samples,
                                                               seed=args.seed).mean())
         summary["iwae_samples"] = args.iwae_samples
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2, default=float)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=float))
-    else:
+    write_summary(summary, out / "summary.json", echo=args.json)
+    if not args.json:
         nll = f", held-out IWAE NLL {summary['test_iwae_nll']:.2f} nats" if "test_iwae_nll" in summary else ""
         log(f"trained {args.epochs} epochs in {seconds:.1f} s; 5-NN accuracy of the 2-d means {knn:.1%}{nll}")
         log(f"wrote latent_plane.png, latent_scatter.png, reconstructions.png, loss_curves.png to {out}")
