@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     o = p.add_argument_group("run")
     o.add_argument("--quick", action="store_true",
                    help="smoke test: β 1 and 10, 256 training images, 2 epochs, batch 32, MIG on 10,000 "
-                        "images; measured: 6 min wall on a 2-core CPU shared with other jobs, ~1.5 min of CPU time "
+                        "images; measured: 53 s on an idle 2-core CPU (6 min when shared with other jobs) "
                         "(explicit options still win)")
     o.add_argument("--data-path", default=None, help="official dsprites npz (default: procedural generator / cache)")
     o.add_argument("--cache", action="store_true",
