@@ -118,7 +118,7 @@ def run_task(task: str, args, train, test, out: Path, log) -> dict:
     rows, labels = [clean], ["clean"]
     if task != "plain":
         rows += [res["input"][shown]]
-        labels += ["noisy input" if task.startswith("denoise") else "14x14 input"]
+        labels += [f"noisy input\n{res['baseline_psnr']:.1f} dB" if task.startswith("denoise") else "14x14 input"]
         rows += [res["baseline"][shown]] if task == "superres" else []
         labels += [f"bicubic\n{res['baseline_psnr']:.1f} dB"] if task == "superres" else []
     rows.append(res["output"][shown])
