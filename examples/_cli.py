@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "write_summary"]
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "add_run_options",
+           "write_summary"]
 
 
 def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
@@ -47,3 +48,15 @@ def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
     if echo:
         print(text)
     return Path(path)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, out: str | None, quick: str, out_help: str | None = None) -> None:
+    """The options every training example shares: ``--quick`` (described by ``quick``), ``--device``,
+    ``--seed``, ``--out`` (default ``out``; ``out_help`` describes a default computed later), ``--json``,
+    ``--no-progress``."""
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default=out, help=f"output directory (default: {out_help or out})")
+    p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")

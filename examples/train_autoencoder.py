@@ -34,7 +34,9 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
+from _cli import (  # noqa: E402
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, write_summary,
+)
 
 TASKS = ("plain", "denoise", "denoise_sp", "superres")
 DEFAULT_EPOCHS = 30
@@ -53,12 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default: 64)")
     p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default: 3e-3)")
     p.add_argument("--max-samples", type=positive_int, default=None, help="training digits to use (default: all 4,500)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs per task: under a minute on 2 CPU cores")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda (default: auto)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", default="runs/train_autoencoder", help="output directory (default: runs/train_autoencoder)")
-    p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_run_options(p, out='runs/train_autoencoder', quick=f"{QUICK_EPOCHS} epochs per task: under a minute on 2 CPU cores")
     return p
 
 

@@ -33,7 +33,9 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
+from _cli import (  # noqa: E402
+    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary,
+)
 
 MODELS = ("vae", "scvae")
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 5
@@ -61,12 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training digits (default: all 4,500; --quick: 2,000)")
     p.add_argument("--iwae-samples", type=nonneg_int, default=None,
                    help="importance samples per test digit for the NLL (default: 1000; --quick: 50; 0 skips)")
-    p.add_argument("--quick", action="store_true", help="small run: about a minute on 2 CPU cores")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", default="runs/train_scvae", help="output directory (default: runs/train_scvae)")
-    p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_run_options(p, out='runs/train_scvae', quick="small run: about a minute on 2 CPU cores")
     return p
 
 

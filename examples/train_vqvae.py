@@ -42,7 +42,9 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
+from _cli import (  # noqa: E402
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, write_summary,
+)
 
 VARIANTS = {
     "plain": dict(ema=False, reseed=False),
@@ -82,16 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--max-samples", type=positive_int, default=None,
                    help="training images (default: all 4,500 MNIST / 50,000 dSprites; --quick: 1,500)")
-    p.add_argument("--quick", action="store_true",
-                   help="small run (1,500 images, 5 epochs, half-width model): about a minute per variant on 2 CPU cores")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: 1 with --quick, the small model gains nothing from more and a "
                         "busy machine slows it down a lot; otherwise torch's choice)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda (default: auto)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", default=None, help="output directory (default: runs/train_vqvae_<dataset>)")
-    p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_run_options(p, out=None, out_help="runs/train_vqvae_<dataset>",
+                    quick="small run (1,500 images, 5 epochs, half-width model): about a minute per variant on 2 CPU cores")
     return p
 
 

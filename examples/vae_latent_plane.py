@@ -26,7 +26,9 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
-from _cli import fraction, nonneg_int, positive_float, positive_int, write_summary  # noqa: E402
+from _cli import (  # noqa: E402
+    add_run_options, fraction, nonneg_int, positive_float, positive_int, write_summary,
+)
 
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 6
 HIDDEN = (512, 256)
@@ -44,12 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=positive_int, default=15, help="points per axis of the decoded plane (default: 15)")
     p.add_argument("--iwae-samples", type=nonneg_int, default=None,
                    help="importance samples per held-out digit for the NLL (default: 1000; --quick: 100; 0 skips)")
-    p.add_argument("--quick", action="store_true", help="short run: about a minute on 2 CPU cores")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", default="runs/vae_latent_plane", help="output directory (default: runs/vae_latent_plane)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_run_options(p, out='runs/vae_latent_plane', quick="short run: about a minute on 2 CPU cores")
     return p
 
 
