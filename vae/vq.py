@@ -153,7 +153,7 @@ class VectorQuantizer(nn.Module):
         n_reseeded = 0
         if self.training:
             with torch.no_grad():
-                if not bool(self.initialized):
+                if self.init != "uniform" and not bool(self.initialized):  # no host sync by default
                     self.init_from(flat.detach(), kmeans_iters=self.kmeans_iters if self.init == "kmeans" else 0)
                 if self.reseed:
                     # Before the assignment, so this batch's vectors already see the fresh codes.
