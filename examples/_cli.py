@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Callable
 
 __all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "add_run_options",
-           "write_summary"]
+           "progress_log", "write_summary"]
 
 
 def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
@@ -60,3 +61,12 @@ def add_run_options(p: argparse.ArgumentParser, *, out: str | None, quick: str, 
     p.add_argument("--out", default=out, help=f"output directory (default: {out_help or out})")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+
+
+def progress_log(as_json: bool) -> Callable[[str], None]:
+    """A ``log(msg)`` for an example's progress lines: stdout, or stderr when stdout carries ``--json``."""
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+    return log

@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, positive_float, positive_int, write_summary,
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log,
+    write_summary,
 )
 
 TASKS = ("plain", "denoise", "denoise_sp", "superres")
@@ -141,8 +142,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+    log = progress_log(args.json)
 
     import torch
 

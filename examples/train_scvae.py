@@ -34,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, write_summary,
+    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log,
+    write_summary,
 )
 
 MODELS = ("vae", "scvae")
@@ -164,8 +165,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+    log = progress_log(args.json)
 
     import torch
 

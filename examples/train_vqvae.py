@@ -43,7 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, positive_float, positive_int, write_summary,
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log,
+    write_summary,
 )
 
 VARIANTS = {
@@ -167,8 +168,7 @@ def main(argv=None) -> dict:
     out = Path(args.out or f"runs/train_vqvae_{args.dataset}")
     out.mkdir(parents=True, exist_ok=True)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+    log = progress_log(args.json)
 
     import torch
 
