@@ -205,7 +205,10 @@ def main(argv=None) -> dict:
         with torch.no_grad():
             model.eval()
             recons[name] = model.reconstruct(shown.to(args.device)).cpu()
-        save_loss_curves(history.rows, out / f"{name}_loss.png", keys=("recon", "commitment", "codebook", "perplexity"),
+        # with EMA the codebook moves by running averages, not by a loss: its loss term is 0, not plotted
+        keys = ("recon", "commitment", "perplexity") if VARIANTS[name]["ema"] else ("recon", "commitment", "codebook",
+                                                                                     "perplexity")
+        save_loss_curves(history.rows, out / f"{name}_loss.png", keys=keys,
                          title=f"VQ-VAE ({name}) on {args.dataset}",
                          units={"recon": "squared error per image", "commitment": "per image", "codebook": "per image"})
         history.to_csv(out / f"{name}_history.csv")
