@@ -15,9 +15,8 @@ Works with any model that has ``encode(x) -> (loc, scale)`` and ``decode(z)`` (`
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from torch import Tensor, nn
 
 from vae.data.dataset import ImageDataset
 from vae.device import resolve_device
+from vae.modes import eval_mode
 from vae.plots import _pyplot, save_image_grid
 
 __all__ = [
@@ -38,17 +38,6 @@ __all__ = [
     "plot_per_dim_kl",
     "latent_plane_grid",
 ]
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (BatchNorm running stats, no dropout) for the block; the previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _model_device(model: nn.Module, device) -> torch.device:
@@ -92,7 +81,7 @@ def encode_stats(model: nn.Module, data, batch_size: int = 1024, device=None) ->
     dev = _model_device(model, device)
     model.to(dev)
     locs, scales = [], []
-    with _eval_mode(model):
+    with eval_mode(model):
         for i in range(0, len(images), int(batch_size)):
             x = images[i : i + int(batch_size)].to(dev, non_blocking=True)
             if not x.is_floating_point():
@@ -306,7 +295,7 @@ def latent_traversals(
         images = images[None]
     dev = _model_device(model, device)
     model.to(dev)
-    with _eval_mode(model):
+    with eval_mode(model):
         xb = images[:1].to(dev)
         if not xb.is_floating_point():
             xb = xb.float()
@@ -395,7 +384,7 @@ def latent_plane_grid(
     z1 = values.repeat(n)                       # columns: z1 increasing
     z2 = values.flip(0).repeat_interleave(n)    # rows: z2 decreasing, so up is positive
     z = torch.stack([z1, z2], 1).to(dev, torch.float32)
-    with _eval_mode(model):
+    with eval_mode(model):
         out = _to_mean_image(model, model.decode(z)).cpu()
     images = out.view(n, n, *out.shape[1:])
     if path is not None:

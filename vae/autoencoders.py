@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vae.modes import eval_mode
+
 __all__ = [
     "psnr",
     "gaussian_noise",
@@ -156,18 +158,16 @@ class Autoencoder(nn.Module):
     def evaluate(self, x: Tensor, seed: int = 0, batch_size: int = 1000) -> dict:
         """PSNR (dB) of the model and of the baseline on clean images x, with a corruption drawn
         from a fixed ``seed``; returns also all the inputs, outputs and baselines (on the device)."""
-        was_training = self.training
-        self.eval()
         device = next(self.parameters()).device
         g = torch.Generator(device=device).manual_seed(seed)
         outs, bases, inps = [], [], []
-        for s in range(0, len(x), batch_size):
-            xb = x[s : s + batch_size].to(device)
-            inp = self.corrupt(xb, generator=g)
-            inps.append(inp)
-            outs.append(self(inp))
-            bases.append(self.baseline(inp))
-        self.train(was_training)
+        with eval_mode(self):
+            for s in range(0, len(x), batch_size):
+                xb = x[s : s + batch_size].to(device)
+                inp = self.corrupt(xb, generator=g)
+                inps.append(inp)
+                outs.append(self(inp))
+                bases.append(self.baseline(inp))
         out, base, inp = torch.cat(outs), torch.cat(bases), torch.cat(inps)
         x = x.to(device)
         return {"psnr": psnr(out, x), "baseline_psnr": psnr(base, x), "input": inp, "output": out, "baseline": base}

@@ -19,27 +19,16 @@ torch.Size([3])
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import Tensor
 
+from vae.modes import eval_mode
 from vae.plots import save_image_grid
 
 __all__ = ["iwae_log_likelihood", "elbo_per_image", "log_weights", "reconstruction_grid", "prior_samples_grid"]
-
-
-@contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        module.train(was_training)
 
 
 def _device_of(module: torch.nn.Module, fallback: torch.device) -> torch.device:
@@ -108,7 +97,7 @@ def iwae_log_likelihood(
     """
     x, out_device = _prepare(vae, x)
     lse = torch.full((len(x),), -math.inf, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-    with _eval_mode(vae):
+    with eval_mode(vae), torch.no_grad():
         chunks = log_weights(vae, x, n_samples, chunk_size, seed)
         if progress:
             from tqdm.auto import tqdm
@@ -124,7 +113,7 @@ def elbo_per_image(vae, x: Tensor, n_samples: int = 100, chunk_size: int = 1000,
     """Monte Carlo ELBO per image (β = 1, whatever ``vae.beta``): mean over S samples of log w, shape (N,)."""
     x, out_device = _prepare(vae, x)
     total = None
-    with _eval_mode(vae):
+    with eval_mode(vae), torch.no_grad():
         for idx, lw in log_weights(vae, x, n_samples, chunk_size, seed):
             if total is None:
                 total = torch.zeros(len(x), device=lw.device, dtype=lw.dtype)
@@ -136,7 +125,7 @@ def reconstruction_grid(vae, x: Tensor, path: str | Path, n: int = 8, title: str
     """Save ``n`` images (top row) above their reconstructions (bottom row) as a PNG; returns the path."""
     x, _ = _prepare(vae, x)
     x = x[:n]
-    with _eval_mode(vae):
+    with eval_mode(vae), torch.no_grad():
         recon = vae.reconstruct(x)
     return save_image_grid([x, recon], path, row_labels=["input", "reconstruction"], title=title)
 
@@ -146,7 +135,7 @@ def prior_samples_grid(vae, n: int, path: str | Path, n_cols: int = 8, seed: int
     """Save ``n`` samples (mean of p(x|z), z ~ p(z)) in rows of ``n_cols`` as a PNG; returns the path."""
     if int(n) < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
-    with _eval_mode(vae):
+    with eval_mode(vae), torch.no_grad():
         if seed is not None:
             device = _device_of(vae, torch.device("cpu"))
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

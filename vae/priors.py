@@ -19,12 +19,13 @@ the VAE then uses the analytic KL (``TraceMeanField_ELBO`` semantics) by default
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
+
+from vae.modes import eval_mode
 
 __all__ = ["Prior", "StandardNormal", "VampPrior", "MixtureOfGaussians", "PRIORS", "make_prior"]
 
@@ -82,19 +83,6 @@ def _mixture(logits: Tensor, loc: Tensor, scale: Tensor) -> dist.TorchDistributi
     )
 
 
-@contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    """Every submodule in eval mode inside the block; each one's own mode restored afterwards.
-    Gradients are not affected."""
-    modes = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "hardtanh": lambda u: torch.nn.functional.hardtanh(u, 0.0, 1.0),
     "sigmoid": torch.sigmoid,
@@ -145,12 +133,9 @@ class VampPrior(Prior):
         if latent_dim is None:
             latent_dim = getattr(encoder, "latent_dim", None)
         if latent_dim is None:
-            with torch.no_grad():
-                was_training = encoder.training
-                encoder.eval()
+            with torch.no_grad(), eval_mode(encoder):
                 probe = next(encoder.parameters(), torch.empty(0))
                 loc, _ = encoder(torch.full((1, *input_shape), 0.5, dtype=probe.dtype, device=probe.device))
-                encoder.train(was_training)
             latent_dim = loc.shape[-1]
         super().__init__(latent_dim)
         self.encoder = encoder
@@ -184,7 +169,7 @@ class VampPrior(Prior):
         return self
 
     def distribution(self) -> dist.TorchDistribution:
-        with _eval_mode(self.encoder):
+        with eval_mode(self.encoder):
             loc, scale = self.encoder(self.inputs())
         return _mixture(self.mix_logits, loc, scale)
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from vae.lista import LISTA, fraction_zeros, hoyer_sparsity
 from vae.model import VAE
+from vae.modes import eval_mode
 from vae.nets import MLPDecoder
 from vae.priors import Prior, StandardNormal
 
@@ -157,11 +158,10 @@ def sparsity_metrics(model: VAE, images: Tensor, batch_size: int = 1024, atol: f
     is sparse but says nothing) and ``dead_units`` (units that are zero for every image), plus the
     codes themselves as ``codes`` (numpy, N x D).
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    codes = torch.cat([model.encode(images[i : i + batch_size].to(device))[0] for i in range(0, len(images), batch_size)])
-    model.train(was_training)
+    with eval_mode(model):
+        codes = torch.cat([model.encode(images[i : i + batch_size].to(device))[0]
+                           for i in range(0, len(images), batch_size)])
     nonzero = codes.abs() > atol
     informative = nonzero.any(1)
     return {

@@ -77,6 +77,7 @@ from torch import Tensor, nn
 from vae.atomic import atomic_file
 from vae.data.dataset import ImageDataset
 from vae.device import resolve_device
+from vae.modes import eval_mode
 
 __all__ = [
     "fit",
@@ -91,9 +92,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
-# Configuration entries that must match for ``resume=True`` (they fix the split and the batches).
-_RESUME_KEYS = ("batch_size", "seed", "val_fraction", "n_train", "n_val", "loss_keys", "lr", "model", "data",
-                "transform")
 # Entries that may change on resume (everything else in the stored configuration must match).
 _RESUME_FREE = ("epochs",)
 
@@ -411,24 +409,21 @@ def recalibrate_batchnorm(
     n = min(total, n_batches * batch_size)
     index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
     forward = forward or _default_forward(model)
-    modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, m.momentum) for m in layers]
-    try:
-        model.eval()
-        for m in layers:
-            m.reset_running_stats()
-            m.momentum = None
-            m.train()
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            _seed_device(seed, dev)
-            for s, e in _batch_bounds(n, batch_size):
-                x = take(index[s:e])
-                forward(transform(x) if transform is not None else x)
-    finally:
-        for m, momentum in momenta:
-            m.momentum = momentum
-        for m, mode in modes:
-            m.training = mode
+    with eval_mode(model):  # BatchNorm layers alone in train mode; every mode restored afterwards
+        try:
+            for m in layers:
+                m.reset_running_stats()
+                m.momentum = None
+                m.train()
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                _seed_device(seed, dev)
+                for s, e in _batch_bounds(n, batch_size):
+                    x = take(index[s:e])
+                    forward(transform(x) if transform is not None else x)
+        finally:
+            for m, momentum in momenta:
+                m.momentum = momentum
     return n
 
 
@@ -742,13 +737,9 @@ def _probe(model: nn.Module, images: _DeviceImages, transform, who: str) -> list
     x = images.batch(torch.arange(n, device=images.index_device))
     if transform is not None:
         x = transform(x)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         terms = model.loss_terms(x)
         keys = _check_terms(terms, who)
-    finally:
-        model.train(was_training)
     del terms
     return keys
 

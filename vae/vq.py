@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae.modes import eval_mode
+
 __all__ = ["VQOutput", "VectorQuantizer", "VQVAE", "codebook_usage", "perplexity"]
 
 
@@ -386,18 +388,16 @@ def codebook_usage(model: VQVAE, images: torch.Tensor, batch_size: int = 512) ->
     Returns ``counts`` (numpy, K), ``perplexity``, ``usage`` (fraction of codes used at least once)
     and ``mse`` (per-pixel mean squared reconstruction error).
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     counts = torch.zeros(model.quantizer.n_codes, device=device)
     sq, n_pix = 0.0, 0
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
-        x_hat, out = model(x)
-        counts += torch.bincount(out.indices.flatten(), minlength=model.quantizer.n_codes).float()
-        sq += float(((x_hat - x) ** 2).sum())
-        n_pix += x.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device)
+            x_hat, out = model(x)
+            counts += torch.bincount(out.indices.flatten(), minlength=model.quantizer.n_codes).float()
+            sq += float(((x_hat - x) ** 2).sum())
+            n_pix += x.numel()
     return {
         "counts": counts.cpu().numpy(),
         "perplexity": float(perplexity(counts)),
