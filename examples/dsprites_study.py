@@ -127,6 +127,11 @@ def null_scores(latents, factors, n_bins: int, seed: int, n: int = NULL_N, repea
     return {"n_points": int(n_used), "scores": scores, "min": float(min(scores)), "max": float(max(scores))}
 
 
+def per_factor(result, factor_names) -> dict:
+    """A MIG result's per-factor scores by factor name (None for a factor that was left out)."""
+    return {n: (None if np.isnan(v) else float(v)) for n, v in zip(factor_names, result.per_factor)}
+
+
 def kl_label(d: int, kl: float, threshold: float = ACTIVE_KL) -> str:
     """Traversal row label: the KL to 3 significant digits and the verdict of the same threshold
     that counts active dimensions (so 0.0085 reads "0.0085, inactive", never "0.01")."""
@@ -275,13 +280,13 @@ def run(args) -> dict:
         mig_full[f"{beta:g}"]["null_shuffled_factors"] = res_null.to_dict(factor_names)
         for code, r_ in (("means", res), ("sampled", res_sampled), ("null", res_null)):
             mig_table.append({"beta": beta, "code": code, "n_points": len(mig_data), "mig": r_.score,
-                              **{n: (None if np.isnan(v) else float(v)) for n, v in zip(factor_names, r_.per_factor)},
+                              **per_factor(r_, factor_names),
                               "active_dims": n_active if code != "null" else None})
         mig_rows.append({"beta": beta, "mig": res.score,
-                         **{n: (None if np.isnan(v) else float(v)) for n, v in zip(factor_names, res.per_factor)},
+                         **per_factor(res, factor_names),
                          "active_dims": n_active, "mig_sampled": res_sampled.score, "mig_null": res_null.score,
                          "null_ref": null_ref,
-                         "null_per_factor": {n: (None if np.isnan(v) else float(v)) for n, v in zip(factor_names, res_null.per_factor)}})
+                         "null_per_factor": per_factor(res_null, factor_names)})
         kl_rows[f"{beta:g}"] = kl
         fin = hist.final()
         loss_rows.append({"beta": beta, "epochs": int(fin.get("epoch", len(hist))),
