@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from vae.data.dataset import ImageDataset
-from vae.train import (History, TrainingDiverged, TrainingInterrupted, _batch_bounds, _exact_uint8, _to_uint8, fit,
+from vae.staging import exact_uint8 as _exact_uint8, to_uint8 as _to_uint8
+from vae.train import (History, TrainingDiverged, TrainingInterrupted, _batch_bounds, fit,
                        has_batchnorm, load_checkpoint, recalibrate_batchnorm, restore_model, save_checkpoint)
 
 

@@ -75,17 +75,22 @@ def encode_stats(model: nn.Module, data, batch_size: int = 1024, device=None) ->
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-    images = _images(data)
+    from vae.data.dataset import to_float_images
+
+    images = data if isinstance(data, ImageDataset) else _images(data)
     if len(images) == 0:
         raise ValueError("data is empty: no images to encode")
     dev = _model_device(model, device)
     model.to(dev)
     locs, scales = [], []
-    with eval_mode(model):
+    with eval_mode(model), torch.inference_mode():
         for i in range(0, len(images), int(batch_size)):
-            x = images[i : i + int(batch_size)].to(dev, non_blocking=True)
-            if not x.is_floating_point():
-                x = x.float()
+            if isinstance(images, ImageDataset):  # uint8 storage: convert per batch
+                x = images.batch(torch.arange(i, min(i + int(batch_size), len(images)))).to(dev)
+            else:
+                x = to_float_images(images[i : i + int(batch_size)].to(dev, non_blocking=True))
+                if not x.is_floating_point():
+                    x = x.float()
             loc, scale = model.encode(x)
             locs.append(loc.detach().to("cpu", torch.float64))
             scales.append(scale.detach().to("cpu", torch.float64))

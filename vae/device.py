@@ -14,11 +14,28 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     device(type='cpu')
     """
     if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return normalize_device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(f"unknown device {name!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
+    return normalize_device(device)
+
+
+def normalize_device(device: str | torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:<current>`` (so that ``cuda`` and ``cuda:0`` compare equal); others unchanged."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return device
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module without any)."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")

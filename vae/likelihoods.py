@@ -23,7 +23,7 @@ __all__ = ["Likelihood", "BernoulliLikelihood", "GaussianLikelihood", "LIKELIHOO
 class Likelihood(nn.Module):
     """Base class. ``distribution(out)`` treats every dim but the first (batch) as an event dim."""
 
-    def distribution(self, out: Tensor) -> dist.TorchDistribution:  # pragma: no cover - abstract
+    def distribution(self, out: Tensor, event_dim: int | None = None) -> dist.TorchDistribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def mean(self, out: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -39,8 +39,8 @@ class BernoulliLikelihood(Likelihood):
     binarised MNIST).
     """
 
-    def distribution(self, out: Tensor) -> dist.TorchDistribution:
-        return dist.Bernoulli(logits=out, validate_args=False).to_event(out.dim() - 1)
+    def distribution(self, out: Tensor, event_dim: int | None = None) -> dist.TorchDistribution:
+        return dist.Bernoulli(logits=out, validate_args=False).to_event(_event_dim(out, event_dim))
 
     def mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out)
@@ -74,12 +74,12 @@ class GaussianLikelihood(Likelihood):
         sigma = self.log_scale.exp()
         return sigma.clamp_min(self.min_scale) if self.min_scale > 0 else sigma
 
-    def distribution(self, out: Tensor) -> dist.TorchDistribution:
+    def distribution(self, out: Tensor, event_dim: int | None = None) -> dist.TorchDistribution:
         if self.learned:
             scale = self.sigma().to(out.dtype).expand(out.shape)
         else:  # a Python float: exact in any dtype, on any device
             scale = torch.full_like(out, self.fixed_scale)
-        return dist.Normal(out, scale, validate_args=False).to_event(out.dim() - 1)
+        return dist.Normal(out, scale, validate_args=False).to_event(_event_dim(out, event_dim))
 
     def mean(self, out: Tensor) -> Tensor:
         return out.clamp(0.0, 1.0)
@@ -89,6 +89,13 @@ class GaussianLikelihood(Likelihood):
 
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def _event_dim(out: Tensor, event_dim: int | None) -> int:
+    """The number of image dimensions: ``event_dim`` when given (the model passes ``x.dim() - 1``, so
+    extra leading sample dimensions, e.g. vectorised particles, stay batch dimensions), else all but
+    the first dimension of ``out``."""
+    return out.dim() - 1 if event_dim is None else int(event_dim)
 
 
 def make_likelihood(likelihood: str | Likelihood) -> Likelihood:

@@ -143,7 +143,7 @@ class VAE(nn.Module):
             with poutine.scale(scale=self._beta):
                 z = pyro.sample("z", prior)
             out = self.decode(z)
-            pyro.sample("x", self.likelihood.distribution(out), obs=x)
+            pyro.sample("x", self.likelihood.distribution(out, x.dim() - 1), obs=x)
         return out
 
     def guide(self, x: Tensor) -> Tensor:
@@ -181,11 +181,28 @@ class VAE(nn.Module):
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """``{"loss", "recon", "kl"}``: per-batch sums in nats, ``loss = recon + beta * kl``.
 
-        One encoder pass and one decoder pass: the guide is traced once and the model replayed on
-        it; the terms are read from the two traces, as Pyro's ELBOs do (no param-store work, no
-        host synchronisation). Equal to ``self.pyro_elbo().differentiable_loss(self.model,
-        self.guide, x)`` under the same RNG state.
+        Computed without Pyro's tracing (one encoder pass, one reparameterised sample, one decoder
+        pass, no host synchronisation), so it costs what a hand-written loop costs and compiles as
+        one graph; it draws z exactly as the guide does (``rsample`` of the same Normal, same RNG),
+        so it equals ``self.pyro_elbo().differentiable_loss(self.model, self.guide, x)`` under the
+        same RNG state (tested), and :meth:`traced_loss_terms` reads the same terms from Pyro traces.
         """
+        self._check_x(x)
+        loc, scale = self.encoder(x)
+        q = dist.Normal(loc, scale, validate_args=False).to_event(1)
+        z = q.rsample()
+        out = self.decode(z)
+        recon = -self.likelihood.distribution(out, x.dim() - 1).log_prob(x).sum()
+        p = self.prior.distribution()
+        if self.analytic_kl:
+            kl = kl_divergence(q, p).sum()
+        else:
+            kl = (q.log_prob(z) - p.log_prob(z)).sum()
+        return {"loss": recon + self._beta * kl, "recon": recon, "kl": kl}
+
+    def traced_loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """The terms of :meth:`loss_terms` read from one guide trace and the model replayed on it, as
+        Pyro's ELBOs evaluate them (slower: Pyro's tracing costs ~0.7 ms per call on a CPU)."""
         model_tr, guide_tr = self.traces(x)
         x_site, z_model, z_guide = model_tr.nodes["x"], model_tr.nodes["z"], guide_tr.nodes["z"]
         recon = -x_site["fn"].log_prob(x_site["value"]).sum()

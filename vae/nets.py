@@ -6,6 +6,10 @@ Decoder contract: ``decoder(z) -> tensor shaped like x`` (logits for Bernoulli, 
 * :class:`ConvEncoder64` / :class:`ConvDecoder64`: the seed report's network for 64×64×1 images
   (dSprites), with the report's parameter counts (BatchNorm parameters aside: the Keras summary lists
   them as separate layers).
+* :class:`StandardEncoder64` / :class:`StandardDecoder64`: the standard network of the
+  disentanglement literature (disentanglement_lib's ``conv_encoder``/``deconv_decoder``, Burgess et
+  al. 2018): four 4×4 stride-2 convolutions (32, 32, 64, 64, ReLU), dense 256, Gaussian heads; the
+  decoder mirrors it with transposed convolutions. Latent 10 by default.
 * :class:`MLPEncoder` / :class:`MLPDecoder`: fully connected, for flat inputs such as MNIST 28×28;
   they take and return image-shaped tensors (B, 1, 28, 28) and flatten internally.
 
@@ -38,7 +42,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConvEncoder64", "ConvDecoder64", "MLPEncoder", "MLPDecoder", "count_parameters"]
+__all__ = ["ConvEncoder64", "ConvDecoder64", "StandardEncoder64", "StandardDecoder64", "MLPEncoder", "MLPDecoder",
+           "count_parameters", "ARCHITECTURES", "make_conv64"]
 
 _KERAS_BN = dict(eps=1e-3, momentum=0.01)
 
@@ -152,6 +157,105 @@ class ConvDecoder64(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"ConvDecoder64 expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
         return self.deconvs(self.dense(z).view(-1, self._c0, 8, 8))
+
+
+class StandardEncoder64(nn.Module):
+    """The disentanglement literature's encoder for 64×64 images: 4× [Conv 4×4 stride 2, padding 1
+    (32, 32, 64, 64) → ReLU] (64→32→16→8→4), Flatten (1024) → Dense 256 → ReLU → heads z_mean,
+    z_log_var. 382,932 parameters at latent 10, one input channel.
+
+    Weights and inputs use the channels-last memory layout (``channels_last=True``): 1.5× faster
+    convolutions on a CPU here, the layout tensor cores want on a GPU; the state dict is unchanged.
+
+    >>> StandardEncoder64(10)(torch.rand(2, 1, 64, 64))[0].shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, latent_dim: int = 10, in_channels: int = 1, filters: Sequence[int] = (32, 32, 64, 64),
+                 hidden: int = 256, channels_last: bool = True) -> None:
+        super().__init__()
+        if len(filters) != 4:
+            raise ValueError(f"StandardEncoder64 needs 4 filter sizes (64→32→16→8→4); got {tuple(filters)}")
+        self.latent_dim = int(latent_dim)
+        self.input_shape = (int(in_channels), 64, 64)
+        layers, c_in = [], int(in_channels)
+        for c in filters:
+            layers += [nn.Conv2d(c_in, int(c), 4, stride=2, padding=1), nn.ReLU()]
+            c_in = int(c)
+        self.convs = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Linear(c_in * 4 * 4, hidden), nn.ReLU())
+        self.heads = _GaussianHeads(hidden, self.latent_dim)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        _check_image(x, self.input_shape, "StandardEncoder64")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.heads(self.dense(self.convs(x).flatten(1)))
+
+
+class StandardDecoder64(nn.Module):
+    """The disentanglement literature's decoder: Dense D → 256 → ReLU → Dense 1024 → ReLU, reshape
+    (64, 4, 4), 3× [ConvTranspose 4×4 stride 2, padding 1 (64, 32, 32) → ReLU], ConvTranspose 4×4
+    stride 2 → out_channels logits (B, out_channels, 64, 64). 381,313 parameters at latent 10.
+
+    >>> StandardDecoder64(10)(torch.zeros(2, 10)).shape
+    torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(self, latent_dim: int = 10, out_channels: int = 1, filters: Sequence[int] = (64, 32, 32),
+                 hidden: int = 256, channels_last: bool = True) -> None:
+        super().__init__()
+        if len(filters) != 3:
+            raise ValueError(f"StandardDecoder64 needs 3 filter sizes (4→8→16→32); got {tuple(filters)}")
+        self.latent_dim = int(latent_dim)
+        self.output_shape = (int(out_channels), 64, 64)
+        self.dense = nn.Sequential(nn.Linear(self.latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 64 * 4 * 4), nn.ReLU())
+        layers, c_in = [], 64
+        for c in filters:
+            layers += [nn.ConvTranspose2d(c_in, int(c), 4, stride=2, padding=1), nn.ReLU()]
+            c_in = int(c)
+        layers.append(nn.ConvTranspose2d(c_in, int(out_channels), 4, stride=2, padding=1))
+        self.deconvs = nn.Sequential(*layers)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"StandardDecoder64 expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
+        h = self.dense(z).view(-1, 64, 4, 4)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        return self.deconvs(h)
+
+
+#: ``--arch`` names: the original report's network and the literature's standard one.
+ARCHITECTURES = {
+    "report": "the original report's network: 3×3 convolutions 32-64-128 with BatchNorm, LeakyReLU and dropout, dense 256, latent 16",
+    "standard": "disentanglement_lib / Burgess et al. 2018: 4×4 stride-2 convolutions 32-32-64-64, ReLU, dense 256, latent 10",
+}
+
+
+def make_conv64(arch: str, latent_dim: int | None = None, **kwargs) -> tuple[nn.Module, nn.Module]:
+    """``(encoder, decoder)`` for 64×64×1 images by architecture name (see :data:`ARCHITECTURES`);
+    ``latent_dim`` defaults to the architecture's own (16 report, 10 standard). ``kwargs`` for the
+    report net: ``dropout``, ``batchnorm``.
+
+    >>> enc, dec = make_conv64("standard")
+    >>> count_parameters(enc) + count_parameters(dec)
+    764245
+    """
+    if arch == "report":
+        d = 16 if latent_dim is None else int(latent_dim)
+        bn = kwargs.get("batchnorm", True)
+        return (ConvEncoder64(d, dropout=kwargs.get("dropout", 0.2), batchnorm=bn), ConvDecoder64(d, batchnorm=bn))
+    if arch == "standard":
+        d = 10 if latent_dim is None else int(latent_dim)
+        return StandardEncoder64(d), StandardDecoder64(d)
+    raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
 
 
 def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:

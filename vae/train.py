@@ -78,6 +78,7 @@ from vae.atomic import atomic_file
 from vae.data.dataset import ImageDataset
 from vae.device import resolve_device
 from vae.modes import eval_mode
+from vae.staging import DeviceImages, stage_views
 
 __all__ = [
     "fit",
@@ -277,70 +278,6 @@ def _set_rng_state(state: Mapping[str, Any], perm_gen: torch.Generator, device: 
 
 
 # ----------------------------------------------------------------------------------------- data
-class _DeviceImages:
-    """Images ready for batching on ``device``: kept there when they fit, else pinned in host memory
-    and copied per batch (non-blocking). Exact ``k/255`` float images are stored as uint8 on a GPU
-    (4× less memory) and converted per batch, losslessly."""
-
-    def __init__(self, images: Tensor, device: torch.device, keep_on_device: bool | None) -> None:
-        self.device = device
-        self.n = len(images)
-        self.as_uint8 = False
-        if device.type == "cpu" or images.device == device:
-            self.store, self.on_device = images, True
-            return
-        images = images.cpu()
-        if images.is_floating_point() and _exact_uint8(images):
-            images = _to_uint8(images)
-            self.as_uint8 = True
-        nbytes = images.numel() * images.element_size()
-        if keep_on_device is None:
-            keep_on_device = nbytes <= 0.5 * _free_memory(device)
-        self.on_device = bool(keep_on_device)
-        if self.on_device:
-            self.store = images.to(device)
-        else:
-            try:
-                self.store = images.pin_memory()
-            except RuntimeError:  # no pinned memory available: plain copies
-                self.store = images
-
-    @property
-    def index_device(self) -> torch.device:
-        return self.store.device
-
-    def batch(self, index: Tensor) -> Tensor:
-        x = self.store[index]
-        if x.device != self.device:
-            x = x.to(self.device, non_blocking=x.is_pinned())
-        if self.as_uint8:
-            x = x.to(torch.float32).div_(255.0)  # correctly rounded: equals the original k/255 floats
-        return x
-
-
-def _to_uint8(images: Tensor, chunk: int = 4096) -> Tensor:
-    """Exact ``k/255`` float images -> uint8 ``k``, converted in chunks (no full-size float temporary)."""
-    out = torch.empty(images.shape, dtype=torch.uint8)
-    for i in range(0, len(images), chunk):
-        out[i:i + chunk] = (images[i:i + chunk] * 255).round_()
-    return out
-
-
-def _exact_uint8(images: Tensor, chunk: int = 4096) -> bool:
-    for i in range(0, len(images), chunk):
-        block = images[i:i + chunk]
-        if not torch.equal((block * 255).round().to(torch.uint8).to(block.dtype) / 255, block):
-            return False
-    return True
-
-
-def _free_memory(device: torch.device) -> float:
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return float(free)
-    return math.inf
-
-
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Consecutive [start, end) batches; a trailing batch of one image joins the previous batch
     (BatchNorm cannot train on a single image)."""
@@ -395,10 +332,12 @@ def recalibrate_batchnorm(
     layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not layers:
         return 0
-    data = images.images if isinstance(images, ImageDataset) else images
+    if isinstance(images, ImageDataset):
+        images = stage_views([images], _module_device(model, images.storage))[0]
+    data = images
     n_batches = _check_int("n_batches", n_batches, 1)
     batch_size = _check_int("batch_size", batch_size, 2)
-    if isinstance(data, _DeviceImages):
+    if isinstance(data, DeviceImages):
         total, dev = data.n, data.device
         take = lambda idx: data.batch(idx.to(data.index_device))  # noqa: E731
     else:
@@ -494,6 +433,7 @@ def fit(
     config: Mapping[str, Any] | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     bn_recalibration: int = 10,
+    epoch_size: int | None = None,
 ) -> History:
     """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
 
@@ -525,6 +465,11 @@ def fit(
         bn_recalibration: batches (of ``batch_size`` training images) for
             :func:`recalibrate_batchnorm` after each epoch's training steps, for models with
             BatchNorm; ``0`` keeps the exponential running averages as they are.
+        epoch_size: training images per epoch (``None``: the whole training set). Smaller values
+            make an "epoch" a slice of one continuing stream of seeded permutations (permutation
+            ``p`` of the training set is ``randperm`` under seed ``seed·1000003 + p + 1``), so a long
+            run over a large data set is validated, checkpointed and resumable every
+            ``epoch_size`` images while still visiting each image once per pass.
 
     Returns:
         a :class:`History` (also stored in the checkpoint).
@@ -554,6 +499,8 @@ def fit(
     if grad_clip is not None and not (grad_clip > 0):
         raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}")
     bn_recalibration = _check_int("bn_recalibration", bn_recalibration, 0)
+    if epoch_size is not None:
+        epoch_size = _check_int("epoch_size", epoch_size, 1)
     if torch.is_tensor(data):
         data = ImageDataset(data)
     if not isinstance(data, ImageDataset):
@@ -577,8 +524,9 @@ def fit(
     pyro.set_rng_seed(seed)  # torch (CPU and CUDA), numpy, random
     perm_gen = torch.Generator().manual_seed(seed)
     model.to(dev)
-    train_imgs = _DeviceImages(train_set.images, dev, keep_on_device)
-    val_imgs = _DeviceImages(val_set.images, dev, keep_on_device) if len(val_set) else None
+    train_imgs, val_imgs = stage_views([train_set, val_set], dev, keep_on_device)
+    if not len(val_set):
+        val_imgs = None
     keys = _probe(model, train_imgs, transform, who)
     params = [p for p in model.parameters() if p.requires_grad]
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -595,6 +543,7 @@ def fit(
         "batch_size": batch_size, "seed": seed, "val_fraction": float(val_fraction),
         "n_train": len(train_set), "n_val": len(val_set), "loss_keys": keys, "epochs": epochs,
         "lr": float(lr), "model": who, "data": data.name, "transform": _callable_name(transform),
+        **({"epoch_size": epoch_size} if epoch_size is not None else {}),
         **dict(config or {}),
     }
     history = History(meta={**run_config, "device": str(dev),
@@ -629,7 +578,7 @@ def fit(
             epoch=epoch, step=step, checkpoint=checkpoint if last_saved is not None else None,
             last_good_epoch=last_saved, history=history)
 
-    bounds = _batch_bounds(len(train_set), batch_size)
+    bounds = _batch_bounds(epoch_size or len(train_set), batch_size)
     epoch = start
     try:
         for epoch in range(start + 1, epochs + 1):
@@ -638,7 +587,11 @@ def fit(
                        disable=not progress, leave=True, dynamic_ncols=True)
             # -- training
             model.train()
-            index = torch.randperm(len(train_set), generator=perm_gen).to(train_imgs.index_device)
+            if epoch_size is None:
+                index = torch.randperm(len(train_set), generator=perm_gen)
+            else:
+                index = _stream_positions(epoch, len(train_set), epoch_size, seed)
+            index = index.to(train_imgs.index_device)
             sums = torch.zeros(len(keys), dtype=acc_dtype, device=dev)
             seen = 0
             for step, (s, e) in enumerate(bounds, start=1):
@@ -711,6 +664,21 @@ def fit(
     return history
 
 
+def _stream_positions(epoch: int, n: int, epoch_size: int, seed: int) -> Tensor:
+    """Training positions of ``epoch`` (1-based) when epochs are ``epoch_size``-image slices of a
+    stream of permutations of ``range(n)``; permutation ``p`` is seeded with ``seed·1000003 + p + 1``."""
+    start = (epoch - 1) * epoch_size
+    parts, need = [], epoch_size
+    while need:
+        p, off = divmod(start, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + p + 1))
+        take = perm[off:off + need]
+        parts.append(take)
+        need -= len(take)
+        start += len(take)
+    return torch.cat(parts)
+
+
 def _callable_name(fn) -> str:
     """A stable name for a transform (no memory addresses): ``__qualname__`` or the type's name."""
     if fn is None:
@@ -730,10 +698,10 @@ def _check_resume_config(saved: Mapping[str, Any], now: Mapping[str, Any], path,
                          "or start a new run in another output directory")
 
 
-def _probe(model: nn.Module, images: _DeviceImages, transform, who: str) -> list[str]:
+def _probe(model: nn.Module, images: DeviceImages, transform, who: str) -> list[str]:
     """One ``loss_terms`` call on a small batch (eval mode, gradients on but not applied): creates
     lazy parameters, checks the returned dict. Does not touch BatchNorm statistics."""
-    n = min(len(images.store), 8)
+    n = min(images.n, 8)
     x = images.batch(torch.arange(n, device=images.index_device))
     if transform is not None:
         x = transform(x)
@@ -744,8 +712,8 @@ def _probe(model: nn.Module, images: _DeviceImages, transform, who: str) -> list
     return keys
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, images: _DeviceImages, transform, keys: list[str], batch_size: int,
+@torch.inference_mode()
+def _evaluate(model: nn.Module, images: DeviceImages, transform, keys: list[str], batch_size: int,
               dtype: torch.dtype) -> Tensor:
     model.eval()
     sums = torch.zeros(len(keys), dtype=dtype, device=images.device)
