@@ -1,10 +1,19 @@
-"""Benchmark: training throughput (images/s) of the seed network three ways, in one run: ``vae.train.fit``
+"""Benchmark: training throughput (images/s) of a 64×64 network three ways, in one run, and as a fraction
+of what the machine can do: ``vae.train.fit``
 (Pyro ELBO via ``VAE.loss_terms``), a true Pyro SVI loop
 ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())``, and a
 hand-written plain-PyTorch loop — same network, batch size, data and optimiser.
 
-Network: the seed's ConvEncoder64 / ConvDecoder64 (latent 16) with a StandardNormal prior and a
-Bernoulli likelihood (analytic KL, as ``VAE`` uses by default for this prior). Plain loop: the same
+Networks (``--arch``): ``report`` — the original report's ConvEncoder64 / ConvDecoder64 (latent 16,
+batch 256 by default) — and ``standard`` — the disentanglement literature's StandardEncoder64 /
+StandardDecoder64 (latent 10, batch 64 by default), each with a StandardNormal prior and a Bernoulli
+likelihood (analytic KL).
+
+Machine limit: the attainable fp32 FLOP/s is measured in the same run (the best of several large
+square matmuls on all threads); the achieved FLOP/s of a training step is the FLOPs of one
+forward + backward pass counted by ``torch.utils.flop_counter.FlopCounterMode`` from the layer
+shapes, times the images/s. A fourth path, ``plain (NCHW)``, is the plain loop with the
+contiguous (NCHW) memory layout the project used before channels-last: today's speed-up in the same run. Plain loop: the same
 modules, ``z = loc + scale·ε``, ``BCE-with-logits(sum) + closed-form KL``, ``(loss / B).backward()``,
 ``torch.optim.Adam(lr=1e-3)``, the same batch permutation and per-batch indexing of a tensor that
 lives on the device, losses accumulated on the device (read once per epoch).
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -46,13 +56,45 @@ from vae.data.dataset import ImageDataset  # noqa: E402
 from vae.device import resolve_device  # noqa: E402
 
 
-def make_vae(seed: int, latent: int, name: str | None = None):
+ARCH_BATCH = {"report": 256, "standard": 64}
+
+
+def make_vae(seed: int, latent: int | None, name: str | None = None, arch: str = "report", channels_last: bool = True):
     from vae.model import VAE
-    from vae.nets import ConvDecoder64, ConvEncoder64
+    from vae.nets import make_conv64
     from vae.priors import StandardNormal
 
     torch.manual_seed(seed)
-    return VAE(ConvEncoder64(latent), ConvDecoder64(latent), StandardNormal(latent), name=name or f"bench{seed}")
+    enc, dec = make_conv64(arch, latent)
+    if not channels_last:
+        for m in (enc, dec):
+            m.channels_last = False
+            m.to(memory_format=torch.contiguous_format)
+    return VAE(enc, dec, StandardNormal(enc.latent_dim), name=name or f"bench{seed}{arch}{int(channels_last)}")
+
+
+def attainable_flops(threads: int, n: int = 2048, reps: int = 8) -> float:
+    """The machine's attainable fp32 FLOP/s: the best of ``reps`` (n × n) @ (n × n) matmuls."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def step_flops(vae, batch: int, device) -> float:
+    """FLOPs of one training step's forward + backward per image (FlopCounterMode, from the shapes)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = (torch.rand(batch, 1, 64, 64, device=device) < 0.1).float()
+    with FlopCounterMode(display=False) as counter:
+        loss = plain_loss(vae.encoder, vae.decoder, x)[0] / batch
+        loss.backward()
+    vae.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
 
 
 def make_data(kind: str, n: int, seed: int) -> torch.Tensor:
@@ -119,58 +161,69 @@ def svi_epoch(vae, svi, images: torch.Tensor, batch_size: int, gen: torch.Genera
     return time.perf_counter() - t0
 
 
-def _median_time(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def overhead(vae, device, batch: int = 8, reps: int = 30) -> dict:
-    """Forward-only loss on a small batch: milliseconds per call for each route."""
+def bench_arch(arch: str, args, device, batch_size: int) -> dict:
+    """Time fit / SVI / plain (channels-last) / plain (NCHW) for one architecture, alternating."""
     import pyro
 
-    x = (torch.rand(batch, 1, 64, 64, device=device) < 0.1).float()
-    elbo = vae.pyro_elbo()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    routes = {
-        "plain expression": lambda: plain_loss(vae.encoder, vae.decoder, x)[0],
-        "VAE.loss_terms (trace + replay)": lambda: vae.loss_terms(x)["loss"],
-        "pyro ELBO.differentiable_loss": lambda: elbo.differentiable_loss(vae.model, vae.guide, x),
-    }
+    n = args.steps * batch_size
+    images = make_data(args.data, n, seed=0).to(device)
+    latent = args.latent_dim
+    ours, plain = make_vae(0, latent, arch=arch).to(device), make_vae(0, latent, arch=arch).to(device)
+    old = make_vae(0, latent, arch=arch, channels_last=False).to(device)
     pyro.clear_param_store()
-    out = {}
-    vae.train()
-    for name, fn in routes.items():
-        for _ in range(3):
-            fn()
-
-        def call():
-            fn()
-            sync()
-
-        out[name] = 1e3 * _median_time(call, reps)
-    return out
+    pyro_vae = make_vae(0, latent, name=f"bench_svi_{arch}", arch=arch).to(device)
+    svi = make_svi(pyro_vae)
+    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    old_opt = torch.optim.Adam(old.parameters(), lr=1e-3)
+    gen, svi_gen, old_gen = (torch.Generator().manual_seed(0) for _ in range(3))
+    flops = step_flops(make_vae(0, latent, arch=arch).to(device), batch_size, device)
+    print(f"[{arch}] {n} images per timed pass ({args.steps} steps × batch {batch_size}), "
+          f"{flops / 1e9:.3f} GFLOP per image-step (forward + backward)", flush=True)
+    warm = images[:batch_size]
+    fit_epoch(ours, warm, batch_size, device, seed=0)
+    plain_epoch(plain, plain_opt, warm, batch_size, gen)
+    plain_epoch(old, old_opt, warm, batch_size, old_gen)
+    svi_epoch(pyro_vae, svi, warm, batch_size, svi_gen)
+    times: dict[str, list[float]] = {"fit": [], "svi": [], "plain": [], "plain_nchw": []}
+    for r in range(args.rounds):
+        times["fit"].append(fit_epoch(ours, images, batch_size, device, seed=r + 1))
+        times["svi"].append(svi_epoch(pyro_vae, svi, images, batch_size, svi_gen))
+        times["plain"].append(plain_epoch(plain, plain_opt, images, batch_size, gen))
+        times["plain_nchw"].append(plain_epoch(old, old_opt, images, batch_size, old_gen))
+        print(f"  round {r + 1}: " + "   ".join(f"{k} {n / v[-1]:8.1f} img/s" for k, v in times.items()), flush=True)
+    best = {k: n / min(v) for k, v in times.items()}
+    med = {k: n / statistics.median(v) for k, v in times.items()}
+    return {
+        "arch": arch, "batch_size": batch_size, "steps": args.steps, "rounds": args.rounds,
+        "gflop_per_image_step": round(flops / 1e9, 5),
+        "images_per_s": {k: round(v, 2) for k, v in best.items()},
+        "images_per_s_median": {k: round(v, 2) for k, v in med.items()},
+        "ratio_fit_plain": round(best["fit"] / best["plain"], 4),
+        "ratio_fit_plain_median": round(med["fit"] / med["plain"], 4),
+        "ratio_svi_plain": round(best["svi"] / best["plain"], 4),
+        "speedup_channels_last": round(best["plain"] / best["plain_nchw"], 4),
+        "achieved_gflops": {k: round(v * flops / 1e9, 2) for k, v in best.items()},
+        "pass_seconds": {k: [round(t, 3) for t in v] for k, v in times.items()},
+    }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--arch", nargs="+", choices=("report", "standard"), default=["report", "standard"])
     p.add_argument("--steps", type=int, default=20, help="batches per timed epoch (default: 20)")
     p.add_argument("--rounds", type=int, default=3, help="timed epochs per path, alternating (default: 3)")
-    p.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256, the seed's)")
-    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size (default: 256 for report, the original report's; 64 for standard)")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent size (default: the architecture's own)")
     p.add_argument("--data", choices=("random", "dsprites"), default="random",
                    help="random binary 64x64 images (10%% on) or procedurally generated dSprites")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--overhead", action="store_true", help="also time the forward loss of each route on batch 8")
     p.add_argument("--record", default=None, help="write the result as text to this path and as JSON next to it")
     p.add_argument("--note", default="", help="free text stored with the record (e.g. machine load)")
     args = p.parse_args(argv)
-    if args.steps < 1 or args.rounds < 1 or args.batch_size < 2:
+    if args.steps < 1 or args.rounds < 1 or (args.batch_size is not None and args.batch_size < 2):
         p.error("--steps and --rounds must be >= 1, --batch-size >= 2")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -178,76 +231,43 @@ def main(argv=None) -> int:
         device = resolve_device(args.device)
     except ValueError as err:
         p.error(str(err))
-
-    n = args.steps * args.batch_size
-    images = make_data(args.data, n, seed=0).to(device)
-    ours, plain = make_vae(0, args.latent_dim).to(device), make_vae(0, args.latent_dim).to(device)
-    import pyro
-
-    pyro.clear_param_store()
-    pyro_vae = make_vae(0, args.latent_dim, name="bench_svi").to(device)
-    svi = make_svi(pyro_vae)
-    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
-    gen, svi_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     load0 = os.getloadavg()
-    print(f"device {device}, {torch.get_num_threads()} threads, {n} images per timed pass "
-          f"({args.steps} steps × batch {args.batch_size}), data {args.data}, load average {load0[0]:.1f}", flush=True)
-
-    # warm-up: one step each (allocator, kernels, first-call costs, Pyro's param store), then alternate
-    warm = images[:args.batch_size]
-    fit_epoch(ours, warm, args.batch_size, device, seed=0)
-    plain_epoch(plain, plain_opt, warm, args.batch_size, gen)
-    svi_epoch(pyro_vae, svi, warm, args.batch_size, svi_gen)
-    t_ours, t_plain, t_svi = [], [], []
-    for r in range(args.rounds):
-        t_ours.append(fit_epoch(ours, images, args.batch_size, device, seed=r + 1))
-        t_svi.append(svi_epoch(pyro_vae, svi, images, args.batch_size, svi_gen))
-        t_plain.append(plain_epoch(plain, plain_opt, images, args.batch_size, gen))
-        print(f"  round {r + 1}: fit {n / t_ours[-1]:8.1f} img/s   svi {n / t_svi[-1]:8.1f} img/s   "
-              f"plain {n / t_plain[-1]:8.1f} img/s", flush=True)
-    ips_ours, ips_plain, ips_svi = n / min(t_ours), n / min(t_plain), n / min(t_svi)
-    ratio = ips_ours / ips_plain
-    med_ours, med_plain = n / statistics.median(t_ours), n / statistics.median(t_plain)
-    med_svi = n / statistics.median(t_svi)
-    ratio_median = med_ours / med_plain
+    peak = attainable_flops(torch.get_num_threads()) if device.type == "cpu" else math.nan
+    print(f"device {device}, {torch.get_num_threads()} threads, attainable fp32 {peak / 1e9:.1f} GFLOP/s "
+          f"(matmul), load average {load0[0]:.1f}", flush=True)
+    archs = [bench_arch(a, args, device, args.batch_size or ARCH_BATCH[a]) for a in args.arch]
+    for r in archs:
+        r["fraction_of_attainable"] = {k: round(v * 1e9 / peak, 4) for k, v in r["achieved_gflops"].items()}
     result = {
+        "command": "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
         f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-        "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "data": args.data,
-        "images_per_s_fit": round(ips_ours, 2), "images_per_s_plain": round(ips_plain, 2), "ratio": round(ratio, 4),
-        "images_per_s_fit_median": round(med_ours, 2), "images_per_s_plain_median": round(med_plain, 2),
-        "ratio_median": round(ratio_median, 4),
-        "images_per_s_svi": round(ips_svi, 2), "images_per_s_svi_median": round(med_svi, 2),
-        "ratio_svi_plain": round(ips_svi / ips_plain, 4), "ratio_fit_svi": round(ips_ours / ips_svi, 4),
-        "ratio_svi_plain_median": round(med_svi / med_plain, 4), "ratio_fit_svi_median": round(med_ours / med_svi, 4),
-        "pass_seconds_fit": [round(t, 3) for t in t_ours], "pass_seconds_svi": [round(t, 3) for t in t_svi],
-        "pass_seconds_plain": [round(t, 3) for t in t_plain],
+        "data": args.data, "attainable_gflops": round(peak / 1e9, 2), "archs": archs,
         "load_average_start_end": [round(load0[0], 2), round(os.getloadavg()[0], 2)], "note": args.note,
     }
-    if args.overhead:
-        result["forward_ms_batch8"] = {k: round(v, 3) for k, v in overhead(plain, device).items()}
     lines = [
-        f"bench_train: vae.train.fit (Pyro ELBO via VAE.loss_terms) vs pyro.infer.SVI vs a plain PyTorch loop",
+        "bench_train: vae.train.fit vs pyro.infer.SVI vs a plain PyTorch loop (channels-last, and NCHW as before)",
+        f"command: {result['command']}",
+        f"date: {result['date']}",
         f"device: {result['device']} ({result['device_name']}), torch {result['torch']}, {result['threads']} threads",
-        f"network: ConvEncoder64/ConvDecoder64, latent {args.latent_dim}, StandardNormal prior, Bernoulli, Adam 1e-3",
-        f"timed pass: {args.steps} steps x batch {args.batch_size} ({n} images, {args.data}; not a full epoch "
-        f"of a real data set); {args.rounds} alternating rounds after a one-step warm-up",
-        f"SVI: pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam, TraceMeanField_ELBO), svi.step per batch",
-        f"fit: bn_recalibration=0 (its per-epoch BatchNorm recalibration is not timed)",
-        f"                best pass               median pass",
-        f"fit    {ips_ours:10.1f} images/s   {med_ours:10.1f} images/s",
-        f"svi    {ips_svi:10.1f} images/s   {med_svi:10.1f} images/s",
-        f"plain  {ips_plain:10.1f} images/s   {med_plain:10.1f} images/s",
-        f"ratio fit/plain = {ratio:.3f} (best)   {ratio_median:.3f} (median)   (target >= 0.9)",
-        f"ratio svi/plain = {ips_svi / ips_plain:.3f} (best)   {med_svi / med_plain:.3f} (median)",
-        f"ratio fit/svi   = {ips_ours / ips_svi:.3f} (best)   {med_ours / med_svi:.3f} (median)",
-        f"load average at start/end: {result['load_average_start_end']}",
+        f"attainable fp32: {result['attainable_gflops']:.1f} GFLOP/s (best 2048^3 matmul, same run)",
     ]
-    if args.overhead:
-        lines.append("forward loss only, batch 8, median ms per call:")
-        lines += [f"  {k:<34} {v:8.3f}" for k, v in result["forward_ms_batch8"].items()]
+    for r in archs:
+        lines += [
+            f"[{r['arch']}] batch {r['batch_size']}, {r['steps']} steps per pass, {r['rounds']} alternating rounds; "
+            f"{r['gflop_per_image_step']:.4f} GFLOP per image-step",
+            "              best images/s   median images/s   achieved GFLOP/s   fraction of attainable",
+        ]
+        for k in ("fit", "svi", "plain", "plain_nchw"):
+            lines.append(f"  {k:<10} {r['images_per_s'][k]:12.1f} {r['images_per_s_median'][k]:17.1f} "
+                         f"{r['achieved_gflops'][k]:18.1f} {r['fraction_of_attainable'][k]:23.3f}")
+        lines.append(f"  ratio fit/plain = {r['ratio_fit_plain']:.3f} (best), {r['ratio_fit_plain_median']:.3f} (median) "
+                     f"(target >= 0.9); svi/plain = {r['ratio_svi_plain']:.3f}; channels-last / NCHW = "
+                     f"{r['speedup_channels_last']:.2f}x")
+    lines.append(f"load average at start/end: {result['load_average_start_end']}")
     if args.note:
         lines.append(f"note: {args.note}")
     text = "\n".join(lines)

@@ -189,9 +189,10 @@ class VAE(nn.Module):
         """
         self._check_x(x)
         loc, scale = self.encoder(x)
+        loc, scale = loc.float(), scale.float()  # under bf16 autocast: the loss terms stay float32
         q = dist.Normal(loc, scale, validate_args=False).to_event(1)
         z = q.rsample()
-        out = self.decode(z)
+        out = self.decode(z).float()
         recon = -self.likelihood.distribution(out, x.dim() - 1).log_prob(x).sum()
         p = self.prior.distribution()
         if self.analytic_kl:

