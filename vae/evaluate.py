@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from vae.modes import eval_mode
+from vae.objectives.iwae import importance_log_weights
 from vae.plots import save_image_grid
 
 __all__ = ["iwae_log_likelihood", "elbo_per_image", "log_weights", "reconstruction_grid", "prior_samples_grid"]
@@ -47,8 +48,9 @@ def _plan(n_images: int, n_samples: int, chunk_size: int) -> tuple[int, int]:
 
 def log_weights(vae, x: Tensor, n_samples: int, chunk_size: int = 1000, seed: int | None = None) -> Iterator[tuple[slice, Tensor]]:
     """Yield ``(image slice, log w)`` with log w = log p(x|z) + log p(z) − log q(z|x), shape (S_c, b),
-    over blocks of images and chunks of samples. Call inside eval mode / no_grad (the public
-    functions do)."""
+    over blocks of images and chunks of samples (the log-weights of
+    :func:`vae.objectives.iwae.importance_log_weights`, which the IWAE training bound shares). Call
+    inside eval mode / no_grad (the public functions do)."""
     if n_samples < 1 or chunk_size < 1:
         raise ValueError(f"n_samples and chunk_size must be positive integers; got {n_samples}, {chunk_size}")
     gen = None
@@ -65,12 +67,7 @@ def log_weights(vae, x: Tensor, n_samples: int, chunk_size: int = 1000, seed: in
             s = min(s_c, n_samples - done)
             eps = torch.randn((s, *loc.shape), generator=gen, device=loc.device, dtype=loc.dtype)
             z = loc + scale * eps                                                   # (s, b, D)
-            log_q = (torch.distributions.Normal(loc, scale, validate_args=False).log_prob(z)).sum(-1)
-            log_pz = prior.log_prob(z)                                              # (s, b)
-            out = vae.decode(z.reshape(-1, z.shape[-1]))                            # (s*b, *img)
-            x_rep = xb.unsqueeze(0).expand(s, *xb.shape).reshape(-1, *xb.shape[1:])
-            log_px = vae.likelihood.distribution(out).log_prob(x_rep).reshape(s, -1)
-            yield idx, log_px + log_pz - log_q
+            yield idx, importance_log_weights(vae, xb, z, loc, scale, prior)        # (s, b)
             done += s
 
 
