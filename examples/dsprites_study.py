@@ -47,6 +47,10 @@ CODE_LABELS = {"means": "encoder means (recipe)", "sampled": "sampled z ~ q(z|x)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    _cli_path()
+    from _cli import (add_overwrite_option, float_in, fraction, int_at_least, int_in, nonneg_int, positive_float,
+                      positive_int)
+
     p = argparse.ArgumentParser(
         prog="dsprites_study.py",
         description=__doc__.split("\n\n")[0],
@@ -54,31 +58,46 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("training (defaults: the seed report's hyper-parameters)")
-    g.add_argument("--betas", type=float, nargs="+", default=None, metavar="B",
+    g.add_argument("--betas", type=positive_float, nargs="+", default=None, metavar="B",
                    help="KL weights, one run each (default: 1 5 10; --quick: 1 10)")
-    g.add_argument("--epochs", type=int, default=None, help="epochs per run (default 50; --quick: 2)")
-    g.add_argument("--max-samples", type=int, default=None,
+    g.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 50; --quick: 2)")
+    g.add_argument("--max-samples", type=positive_int, default=None,
                    help="random training images from dSprites' 737,280 (default 200000; --quick: 256)")
-    g.add_argument("--batch-size", type=int, default=None, help="batch size (default 256; --quick: 32)")
-    g.add_argument("--lr", type=float, default=SEED_DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
-    g.add_argument("--val-fraction", type=float, default=SEED_DEFAULTS["val_fraction"],
+    g.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default 256; --quick: 32)")
+    g.add_argument("--lr", type=positive_float, default=SEED_DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
+    g.add_argument("--val-fraction", type=fraction, default=SEED_DEFAULTS["val_fraction"],
                    help="validation share of the training images (default 0.05)")
-    g.add_argument("--latent-dim", type=int, default=SEED_DEFAULTS["latent_dim"], help="latent dimensions (default 16)")
-    g.add_argument("--dropout", type=float, default=0.2,
+    g.add_argument("--latent-dim", type=positive_int, default=None, help="latent dimensions (default 16; 10 with --arch standard)")
+    g.add_argument("--dropout", type=fraction, default=0.2,
                    help="encoder dropout rate (default 0.2, the nets' default; the seed's rate is not stated; 0 removes it)")
     g.add_argument("--no-batchnorm", action="store_true", help="remove BatchNorm from encoder and decoder")
+    g.add_argument("--arch", choices=("report", "standard"), default="report",
+                   help="network: report (the original report's, latent 16) or standard (disentanglement_lib / "
+                        "Burgess et al. 2018: 4x4 stride-2 convolutions 32-32-64-64, dense 256, latent 10) (default: report)")
+    pr = p.add_argument_group("protocols (a grid of β × seeds, resumable; see vae/protocol.py)")
+    pr.add_argument("--protocol", choices=("cpu", "smoke", "report"), default=None,
+                    help="run a documented protocol instead of the single-seed study: cpu (standard net, β 1/4/16 × "
+                         "3 seeds, 5,000 steps each: about 100 min on a shared 2-core CPU), smoke (seconds), report "
+                         "(the original report's study, a GPU run); rerunning continues unfinished runs")
+    pr.add_argument("--shard", default=None, help="with --protocol: train only shard i/N of the runs")
+    pr.add_argument("--claim", action="store_true",
+                    help="with --protocol: share the runs with other workers on the same --out (a queue)")
+    pr.add_argument("--results", default=None, help="with --protocol: also write the run records to this JSON file")
+    pr.add_argument("--threads", type=int_in(1, 1024), default=None, help="torch threads (default: torch's choice)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: cuda when available)")
-    g.add_argument("--seed", type=int, default=0, help="seed of data subset, split, initialisation and batches (default 0)")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="seed of data subset, split, initialisation and batches (default 0)")
     g.add_argument("--resume", action="store_true",
                    help="continue each β from its checkpoint (out/beta_<b>/checkpoint.pt) when present")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--mig-samples", type=int, default=None,
+    e.add_argument("--mig-samples", type=positive_int, default=None,
                    help="random images (full grid) whose encoder means MIG uses (default 10000, also with --quick)")
-    e.add_argument("--mig-bins", type=int, default=20, help="bins per latent dimension for MIG (default 20)")
-    e.add_argument("--traversal-steps", type=int, default=9, help="values per traversed dimension (default 9)")
-    e.add_argument("--traversal-dims", type=int, default=10,
+    e.add_argument("--mig-bins", type=int_at_least(2), default=20,
+                   help="bins per latent dimension for MIG, at least 2 (default 20)")
+    e.add_argument("--traversal-steps", type=int_in(1, 50), default=9, help="values per traversed dimension, 1 to 50 (default 9)")
+    e.add_argument("--traversal-dims", type=positive_int, default=10,
                    help="traverse this many dimensions, the most active (highest KL) first (default 10)")
-    e.add_argument("--traversal-span", type=float, default=2.5, help="traversal range ±span around 0 (default 2.5)")
+    e.add_argument("--traversal-span", type=float_in(0, 10, low_open=True), default=2.5,
+                   help="traversal range ±span around 0, in (0, 10] prior standard deviations (default 2.5)")
     o = p.add_argument_group("run")
     o.add_argument("--quick", action="store_true",
                    help="smoke test: β 1 and 10, 256 training images, 2 epochs, batch 32, MIG on 10,000 "
@@ -88,6 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     o.add_argument("--cache", action="store_true",
                    help="build/use the 377 MB bit-packed cache of all 737,280 procedural images (default: render only what is needed)")
     o.add_argument("--out", default="runs/dsprites_study", help="output directory (default runs/dsprites_study)")
+    add_overwrite_option(o)
     o.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
     o.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = p.parse_args(argv)
@@ -97,6 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key in ("betas", "epochs", "max_samples", "batch_size", "mig_samples"):
         if getattr(args, key) is None:
             setattr(args, key, base[key])
+    if args.latent_dim is None:
+        args.latent_dim = 10 if args.arch == "standard" else SEED_DEFAULTS["latent_dim"]
     if any(not (b > 0 and math.isfinite(b)) for b in args.betas):
         p.error(f"--betas must be positive numbers; got {args.betas}")
     if len(set(args.betas)) != len(args.betas):
@@ -145,9 +167,14 @@ def build_model(args, beta: float):
     from vae.nets import ConvDecoder64, ConvEncoder64
     from vae.priors import StandardNormal
 
+    from vae.nets import make_conv64
+
     torch.manual_seed(args.seed)  # identical initialisation for every β
-    enc = ConvEncoder64(latent_dim=args.latent_dim, dropout=args.dropout, batchnorm=not args.no_batchnorm)
-    dec = ConvDecoder64(latent_dim=args.latent_dim, batchnorm=not args.no_batchnorm)
+    if getattr(args, "arch", "report") == "standard":
+        enc, dec = make_conv64("standard", args.latent_dim)
+    else:
+        enc = ConvEncoder64(latent_dim=args.latent_dim, dropout=args.dropout, batchnorm=not args.no_batchnorm)
+        dec = ConvDecoder64(latent_dim=args.latent_dim, batchnorm=not args.no_batchnorm)
     return VAE(enc, dec, StandardNormal(args.latent_dim), likelihood="bernoulli", beta=beta)
 
 
@@ -488,9 +515,41 @@ def _cli(args) -> list[str]:
     return parts
 
 
+def run_protocol_cli(args) -> dict:
+    """``--protocol``: train the protocol's grid (resumable) and write its report."""
+    import torch
+
+    from vae.protocol import PROTOCOLS, run_protocol
+    from vae.protocol_report import summarise, write_protocol_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out if args.out != "runs/dsprites_study" else f"runs/protocol_{args.protocol}")
+    records = run_protocol(PROTOCOLS[args.protocol], out, out / "means", args.device, args.shard, args.data_path,
+                           progress=not args.no_progress, claim=args.claim)
+    done = {(r["beta"], r["seed"]) for r in records}
+    if set(PROTOCOLS[args.protocol].runs()) <= done:
+        print(f"wrote {write_protocol_report(out, results=args.results)}")
+    else:
+        print(f"{len(done)} of {len(PROTOCOLS[args.protocol].runs())} runs finished; rerun (or gather) when all are done")
+    return {"mig": summarise(records) if records else [], "final_losses": [], "wall_seconds": None}
+
+
+def _cli_path() -> None:
+    """Put examples/ (for ``_cli``) on ``sys.path``."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    summary = run(args)
+    if args.protocol:  # the protocol's own claims let several workers share one --out
+        return run_protocol_cli(args)
+    from _cli import run_folder
+
+    with run_folder(args.out, args, can_resume=True):  # locked, never silently over a previous run, writable
+        summary = run(args)
     if args.json:
         print(json.dumps({"mig": summary["mig"], "final_losses": summary["final_losses"],
                           "wall_seconds": summary["wall_seconds"]}, indent=2, default=float))
@@ -498,4 +557,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli_path()
+    from _cli import run_main
+
+    sys.exit(run_main(main))

@@ -30,6 +30,7 @@ sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and 
 
 from _cli import fraction as _fraction, nonneg_int as _nonneg_int  # noqa: E402
 from _cli import positive_float as _positive_float, positive_int as _positive_int  # noqa: E402
+from _cli import add_overwrite_option, run_folder, run_main  # noqa: E402
 
 DEFAULTS = {
     "dsprites": dict(epochs=50, batch_size=256, max_samples=200_000, latent_dim=16, components={"vamp": 100, "mog": 10}),
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prior p(z): standard Normal, VampPrior or learnable mixture of Gaussians (default: normal)")
     g.add_argument("--components", type=_positive_int, default=None, metavar="K",
                    help="mixture components / pseudo-inputs (default: vamp 100 on dSprites, 500 on MNIST; mog 10)")
+    g.add_argument("--arch", choices=("report", "standard"), default="report",
+                   help="dSprites network: report (the original report's, latent 16) or standard "
+                        "(disentanglement_lib / Burgess et al. 2018, latent 10) (default: report)")
     g.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term, β-VAE (default: 1)")
     g.add_argument("--latent-dim", type=_positive_int, default=None,
                    help="latent dimensions (default: 16 dSprites, 40 MNIST)")
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint's (a clear error lists any that differ); --epochs may grow, --grad-clip change")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="output directory (default: runs/train_vae_<dataset>_<prior>_beta<β>)")
+    add_overwrite_option(o)
     o.add_argument("--iwae-samples", type=_nonneg_int, default=None,
                    help="importance samples for the IWAE log-likelihood of the MNIST test digits "
                         "(default: 1000, 100 with --quick; 0 skips; not computed for dSprites or with --binarize none)")
@@ -92,7 +97,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         d.update(QUICK[args.dataset])
     s = {
         "dataset": args.dataset, "prior": args.prior, "beta": args.beta,
-        "latent_dim": args.latent_dim or d["latent_dim"],
+        "latent_dim": args.latent_dim or (10 if args.dataset == "dsprites" and args.arch == "standard" else d["latent_dim"]),
         "components": args.components or d["components"].get(args.prior),
         "epochs": args.epochs or d["epochs"], "batch_size": args.batch_size or d["batch_size"],
         "max_samples": args.max_samples or d["max_samples"], "lr": args.lr, "val_fraction": args.val_fraction,
@@ -103,6 +108,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         s["iwae_samples"] = args.iwae_samples if args.iwae_samples is not None else (100 if args.quick else 1000)
     else:
         s["iwae_samples"] = 0
+        s["arch"] = args.arch
     if s["prior"] == "normal":
         s["components"] = None
     return s
@@ -110,7 +116,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
 
 # Settings a resumed run must share with its checkpoint (besides what fit itself checks: lr, batch
 # size, seed, validation share, split sizes).
-RESUME_KEYS = ("dataset", "prior", "beta", "latent_dim", "components", "max_samples", "mnist_source", "binarize")
+RESUME_KEYS = ("dataset", "prior", "beta", "latent_dim", "components", "max_samples", "mnist_source", "binarize", "arch")
 
 
 def resume_config(s: dict) -> dict:
@@ -156,7 +162,9 @@ def build_model(s: dict, image_shape: tuple[int, ...]):
 
     torch.manual_seed(s["seed"])
     if s["dataset"] == "dsprites":
-        enc, dec = ConvEncoder64(s["latent_dim"]), ConvDecoder64(s["latent_dim"])
+        from vae.nets import make_conv64
+
+        enc, dec = make_conv64(s.get("arch", "report"), s["latent_dim"])
     else:
         enc = MLPEncoder(s["latent_dim"], image_shape, (300, 300))
         dec = MLPDecoder(s["latent_dim"], image_shape, (300, 300))
@@ -224,10 +232,11 @@ def run(args: argparse.Namespace) -> dict:
         summary["test_iwae_note"] = ("not computed: with --binarize none the Bernoulli likelihood is applied to "
                                      "grey levels, which is not a log-likelihood of the images")
     elif test is not None and s["iwae_samples"]:
-        x = test.images.to(device)
-        if transform is not None:  # a fixed binarisation of the test digits (seeded)
-            g = torch.Generator(device=device).manual_seed(10_000 + s["seed"])
+        x = test.images
+        if transform is not None:  # a fixed binarisation of the test digits (seeded, on the CPU: the same
+            g = torch.Generator().manual_seed(10_000 + s["seed"])  # images whatever the device)
             x = torch.bernoulli(x, generator=g)
+        x = x.to(device)
         ll = iwae_log_likelihood(model, x, n_samples=s["iwae_samples"], seed=s["seed"])
         summary["test_iwae_nll"] = float(-ll.mean())
         summary["test_iwae_samples"] = s["iwae_samples"]
@@ -262,30 +271,26 @@ def print_summary(summary: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, claim the run folder, train and report; returns the exit code (the examples' one error
+    handling, :func:`_cli.run_main`: ``error:`` line and 2, Ctrl-C 130 with what was kept)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from vae.train import TrainingDiverged, TrainingInterrupted
+    from vae.train import TrainingDiverged
 
-    try:
-        summary = run(args)
-    except TrainingInterrupted as err:
-        print(f"\ninterrupted: {err}. Continue with the same command plus --resume.", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("\ninterrupted.", file=sys.stderr)
-        return 130
-    except TrainingDiverged as err:
-        print(f"error: {err}\nOn the command line: a lower --lr (new run), or --grad-clip NORM (also with "
-              f"--resume from the last good epoch). history.csv/json hold the completed epochs.", file=sys.stderr)
-        return 3
-    except (ValueError, FileNotFoundError, ConnectionError, MemoryError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(summary, indent=2, default=float))
-    else:
-        print_summary(summary)
-    return 0
+    def train(_argv) -> int:
+        # run() writes into this folder (its default is run()'s): claimed before any data is loaded
+        args.out = args.out or f"runs/train_vae_{args.dataset}_{args.prior}_beta{args.beta:g}"
+        with run_folder(args.out, args, can_resume=True):
+            summary = run(args)
+        if args.json:
+            print(json.dumps(summary, indent=2, default=float))
+        else:
+            print_summary(summary)
+        return 0
+
+    return run_main(train, argv, hints={TrainingDiverged: (
+        "On the command line: a lower --lr (new run), or --grad-clip NORM (also with --resume from the last good "
+        "epoch). history.csv/json hold the completed epochs.")})
 
 
 if __name__ == "__main__":

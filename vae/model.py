@@ -41,6 +41,11 @@ from vae.priors import Prior
 __all__ = ["VAE"]
 
 
+def _full(t: Tensor) -> Tensor:
+    """Half-precision outputs (bf16/fp16 under autocast) -> float32; float32/float64 unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class VAE(nn.Module):
     """A Pyro VAE: ``VAE(encoder, decoder, prior, likelihood="bernoulli", beta=1.0)``.
 
@@ -189,10 +194,10 @@ class VAE(nn.Module):
         """
         self._check_x(x)
         loc, scale = self.encoder(x)
-        loc, scale = loc.float(), scale.float()  # under bf16 autocast: the loss terms stay float32
+        loc, scale = _full(loc), _full(scale)  # under bf16 autocast: the loss terms stay float32
         q = dist.Normal(loc, scale, validate_args=False).to_event(1)
         z = q.rsample()
-        out = self.decode(z).float()
+        out = _full(self.decode(z))
         recon = -self.likelihood.distribution(out, x.dim() - 1).log_prob(x).sum()
         p = self.prior.distribution()
         if self.analytic_kl:

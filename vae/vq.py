@@ -47,7 +47,7 @@ class VQOutput:
     loss: torch.Tensor
     perplexity: torch.Tensor
     usage: torch.Tensor
-    n_reseeded: int = 0
+    n_reseeded: "int | torch.Tensor" = 0  # a 0-d tensor when re-seeding ran (no host sync)
 
 
 def perplexity(counts: torch.Tensor) -> torch.Tensor:
@@ -133,6 +133,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("total_reseeded", torch.zeros((), dtype=torch.long))
         # False until the data-dependent init ran (always True for init="uniform").
         self.register_buffer("initialized", torch.tensor(self.init == "uniform"))
+        self._init_checked = False
 
     # -- core -----------------------------------------------------------------------------
     def _flatten(self, z_e: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
@@ -155,8 +156,11 @@ class VectorQuantizer(nn.Module):
         n_reseeded = 0
         if self.training:
             with torch.no_grad():
-                if self.init != "uniform" and not bool(self.initialized):  # no host sync by default
-                    self.init_from(flat.detach(), kmeans_iters=self.kmeans_iters if self.init == "kmeans" else 0)
+                if self.init != "uniform" and not self._init_checked:
+                    # one host read of the flag per module (after construction or loading), not per step
+                    if not bool(self.initialized):
+                        self.init_from(flat.detach(), kmeans_iters=self.kmeans_iters if self.init == "kmeans" else 0)
+                    self._init_checked = True
                 if self.reseed:
                     # Before the assignment, so this batch's vectors already see the fresh codes.
                     n_reseeded = self._reseed_dead(flat.detach())
@@ -203,20 +207,21 @@ class VectorQuantizer(nn.Module):
         return torch.nonzero(self.usage_share < self.dead_code_threshold / self.n_codes).flatten()
 
     @torch.no_grad()
-    def _reseed_dead(self, flat: torch.Tensor) -> int:
-        dead = self.dead_codes()
-        n_dead = int(dead.numel())
-        if n_dead == 0:
-            return 0
-        replace = n_dead > flat.shape[0]
-        pick = torch.multinomial(torch.ones(flat.shape[0], device=flat.device), n_dead, replacement=replace)
-        new = flat[pick]
-        self.embedding[dead] = new.to(self.embedding.dtype)
+    def _reseed_dead(self, flat: torch.Tensor) -> torch.Tensor:
+        """Replace every dead code by a random vector of this batch; returns the number replaced as a
+        0-d tensor. Written with masks (no ``nonzero``, no ``int()``), so it never synchronises the
+        host with a GPU: a candidate row is drawn for every code and kept where the code is dead."""
+        dead = self.usage_share < self.dead_code_threshold / self.n_codes  # (K,) bool
+        pick = torch.randint(0, flat.shape[0], (self.n_codes,), device=flat.device)
+        new = flat[pick].to(self.embedding.dtype)
+        mask = dead[:, None]
+        self.embedding.copy_(torch.where(mask, new, self.embedding))
         if self.ema:
-            self.cluster_size[dead] = 1.0
-            self.embed_sum[dead] = new.to(self.embed_sum.dtype)
+            self.cluster_size.copy_(torch.where(dead, torch.ones_like(self.cluster_size), self.cluster_size))
+            self.embed_sum.copy_(torch.where(mask, new.to(self.embed_sum.dtype), self.embed_sum))
         # A fresh code gets a uniform share again, so it has time to attract vectors.
-        self.usage_share[dead] = 1.0 / self.n_codes
+        self.usage_share.copy_(torch.where(dead, torch.full_like(self.usage_share, 1.0 / self.n_codes), self.usage_share))
+        n_dead = dead.sum()
         self.total_reseeded += n_dead
         return n_dead
 
