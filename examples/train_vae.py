@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--binarize", choices=("dynamic", "none"), default="dynamic",
                    help="MNIST: resample binary images from the grey levels every batch (default) or train on grey levels")
     t = p.add_argument_group("training")
+    t.add_argument("--objective", choices=("elbo", "annealed", "btcvae", "factorvae", "dipvae1", "dipvae2", "iwae"),
+                   default="elbo", help="training objective (vae.objectives; default: elbo, the β-ELBO with --beta)")
+    t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="EPOCHS",
+                   help="stop when the validation loss has not improved for this many epochs; keep the best weights")
     t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: 50 dSprites, 100 MNIST)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="batch size (default: 256 dSprites, 100 MNIST)")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
@@ -102,6 +106,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "epochs": args.epochs or d["epochs"], "batch_size": args.batch_size or d["batch_size"],
         "max_samples": args.max_samples or d["max_samples"], "lr": args.lr, "val_fraction": args.val_fraction,
         "seed": args.seed, "quick": args.quick, "grad_clip": args.grad_clip,
+        "objective": args.objective, "early_stopping": args.early_stopping,
     }
     if args.dataset == "mnist":
         s.update(mnist_source=args.mnist_source, binarize=args.binarize)
@@ -172,6 +177,17 @@ def build_model(s: dict, image_shape: tuple[int, ...]):
     return VAE(enc, dec, prior, beta=s["beta"])
 
 
+def build_objective(s: dict):
+    """The training objective by registry name (``vae.objectives.OBJECTIVES``); β comes from the model."""
+    from vae.objectives import make_objective
+
+    name = s.get("objective", "elbo")
+    kwargs = {"latent_dim": s["latent_dim"]} if name == "factorvae" else {}
+    if name == "btcvae":
+        kwargs["beta"] = s["beta"]
+    return make_objective(name, **kwargs)
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
     from vae.device import resolve_device
@@ -205,7 +221,8 @@ def run(args: argparse.Namespace) -> dict:
         history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
                       val_fraction=s["val_fraction"], device=device, seed=s["seed"], checkpoint=ckpt,
                       resume=args.resume, progress=not args.no_progress, transform=transform,
-                      grad_clip=s["grad_clip"], config=resume_config(s))
+                      grad_clip=s["grad_clip"], config=resume_config(s), objective=build_objective(s),
+                      early_stopping=s.get("early_stopping"))
     except (TrainingDiverged, TrainingInterrupted) as err:
         if len(err.history):  # never lose the completed epochs' record
             write_history(err.history, out)

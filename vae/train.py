@@ -218,10 +218,68 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): delete it and start again, or restore a copy")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as err:  # truncated zip, random bytes, a disallowed pickle global, ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt?): {type(err).__name__}: {first}. "
+                         "Delete it and start again, or restore a copy") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a vae.train checkpoint (format {CHECKPOINT_FORMAT})")
+    _check_checkpoint(state, path)
     return state
+
+
+_CHECKPOINT_KEYS = {"epoch": int, "model": Mapping, "optimizer": Mapping, "history": list, "rng": Mapping,
+                    "config": Mapping}
+
+
+def _non_finite(obj: Any, where: str, out: list[str], depth: int = 0) -> None:
+    """Append to ``out`` the places in ``obj`` (tensors, floats, nested dicts/lists) holding NaN/Inf."""
+    if len(out) >= 6 or depth > 20:
+        return
+    if torch.is_tensor(obj):
+        if (obj.is_floating_point() or obj.is_complex()) and obj.numel() and not bool(torch.isfinite(obj).all()):
+            out.append(where)
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            out.append(where)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _non_finite(v, f"{where}.{k}" if where else str(k), out, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _non_finite(v, f"{where}[{i}]", out, depth + 1)
+
+
+def _check_checkpoint(state: Mapping[str, Any], path: Path) -> None:
+    """``ValueError`` naming the file and the problem: a missing or mistyped entry, or NaN/Inf in the
+    model or optimiser state (``fit`` never saves those: the file was damaged or written elsewhere)."""
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} is incomplete: missing {', '.join(missing)} (a vae.train checkpoint "
+                         f"holds {', '.join(['format', *_CHECKPOINT_KEYS])})")
+    wrong = [f"{k} is {type(state[k]).__name__}, not {t.__name__}" for k, t in _CHECKPOINT_KEYS.items()
+             if not isinstance(state[k], t) or (t is int and isinstance(state[k], bool))]
+    wrong += [f"model.{k} is {type(v).__name__}, not a tensor" for k, v in state.get("model", {}).items()
+              if not torch.is_tensor(v)][:3] if isinstance(state.get("model"), Mapping) else []
+    if not wrong and state["epoch"] < 0:
+        wrong.append(f"epoch is {state['epoch']}")
+    if not wrong and not all(k in state["optimizer"] for k in ("state", "param_groups")):
+        wrong.append("optimizer lacks state/param_groups")
+    if wrong:
+        raise ValueError(f"checkpoint {path} is malformed: " + "; ".join(wrong))
+    bad: list[str] = []
+    _non_finite(state["model"], "model", bad)
+    _non_finite(state["optimizer"], "optimizer", bad)
+    if bad:
+        raise ValueError(f"checkpoint {path} holds NaN/Inf values in {', '.join(bad)}: a run cannot continue from "
+                         "it (fit never saves non-finite state, so the file was damaged or written elsewhere). "
+                         "Delete it and start again, or restore a copy")
 
 
 def restore_model(model: nn.Module, path: str | Path) -> dict[str, Any]:
@@ -438,6 +496,9 @@ def fit(
     autocast: str | None = None,
     compile: bool = False,
     checkpoint_every: int = 1,
+    objective=None,
+    early_stopping: int | None = None,
+    restore_best: bool = True,
 ) -> History:
     """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
 
@@ -480,6 +541,15 @@ def fit(
         compile: ``model.compile()`` before training (``nn.Module.compile`` keeps the state-dict
             keys, so checkpoints and resume are unchanged). Worth it on a GPU; on a 2-core CPU the
             compile time exceeds what short runs gain.
+        objective: a :class:`vae.objectives.Objective` (β-VAE ELBO, annealed capacity, β-TCVAE,
+            FactorVAE, DIP-VAE, IWAE, ...) whose ``loss_terms(model, x, ctx)`` is minimised instead of
+            ``model.loss_terms(x)``; ``ctx`` carries the training-set size, the global step and the
+            epoch. Its configuration and state (e.g. FactorVAE's discriminator and its optimiser)
+            are saved in the checkpoint and restored on resume.
+        early_stopping: stop when the validation loss has not improved for this many epochs
+            (``None``: never); with ``restore_best`` the model ends with the best epoch's weights
+            (``History.meta["best_epoch"]``), kept in the checkpoint so that resume knows them.
+        restore_best: see ``early_stopping``.
         checkpoint_every: write the checkpoint every this many epochs (and always after the last);
             large values spare a fast GPU run the per-epoch host work of an fsync'd checkpoint.
 
@@ -514,6 +584,12 @@ def fit(
     if epoch_size is not None:
         epoch_size = _check_int("epoch_size", epoch_size, 1)
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+    if early_stopping is not None:
+        early_stopping = _check_int("early_stopping", early_stopping, 1)
+        if not val_fraction:
+            raise ValueError("early_stopping needs a validation split (val_fraction > 0)")
+    if objective is not None and not callable(getattr(objective, "loss_terms", None)):
+        raise ValueError(f"objective must have loss_terms(model, x, ctx); got {type(objective).__name__}")
     if autocast not in (None, "bf16"):
         raise ValueError(f"autocast must be None or 'bf16'; got {autocast!r}")
     if torch.is_tensor(data):
@@ -542,7 +618,19 @@ def fit(
     train_imgs, val_imgs = stage_views([train_set, val_set], dev, keep_on_device)
     if not len(val_set):
         val_imgs = None
-    keys = _probe(model, train_imgs, transform, who)
+    from vae.objectives import Context
+
+    clock = {"step": 0, "epoch": 0}
+    if objective is not None:
+        objective.to(dev)
+
+        def forward(x: Tensor, training: bool = False) -> dict:
+            return objective.loss_terms(model, x, Context(dataset_size=len(train_set), step=clock["step"],
+                                                          epoch=clock["epoch"], training=training))
+    else:
+        def forward(x: Tensor, training: bool = False) -> dict:
+            return model.loss_terms(x)
+    keys = _probe(model, train_imgs, transform, who, forward)
     params = [p for p in model.parameters() if p.requires_grad]
     if isinstance(optimizer, torch.optim.Optimizer):
         opt = optimizer
@@ -567,25 +655,42 @@ def fit(
         "n_train": len(train_set), "n_val": len(val_set), "loss_keys": keys, "epochs": epochs,
         "lr": float(lr), "model": who, "data": data.name, "transform": _callable_name(transform),
         **({"epoch_size": epoch_size} if epoch_size is not None else {}),
+        **({"objective": objective.config()} if objective is not None and hasattr(objective, "config") else {}),
+        **({"early_stopping": early_stopping} if early_stopping is not None else {}),
         **dict(config or {}),
     }
     history = History(meta={**run_config, "device": str(dev),
                             "data_on_device": train_imgs.on_device, "torch": torch.__version__,
                             "pyro": pyro.__version__})
     start = 0
+    best: dict[str, Any] = {}
     if resume:
         state = load_checkpoint(checkpoint)
         _check_resume_config(state["config"], _jsonable(run_config), checkpoint, compare_lr=optimizer is None)
         _load_model_state(model, state["model"], checkpoint)
         try:
             opt.load_state_dict(state["optimizer"])
-        except (ValueError, RuntimeError, KeyError) as err:
+        except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as err:
             raise ValueError(f"checkpoint {checkpoint}: the saved optimiser state does not fit this optimiser "
                              f"({str(err).splitlines()[0]})") from None
         history.rows = [dict(r) for r in state["history"]]
         start = int(state["epoch"])
-        _set_rng_state(state["rng"], perm_gen, dev)
+        if objective is not None and "objective" in state:
+            objective.load_state_dict(state["objective"])
+        best = state.get("best") or best
+        try:
+            _set_rng_state(state["rng"], perm_gen, dev)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"checkpoint {checkpoint}: the saved random-number state is malformed "
+                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        bad: list[str] = []
+        _non_finite({n: p for n, p in model.named_parameters()}, "model", bad)
+        _non_finite(opt.state_dict(), "optimizer", bad)
+        if bad:  # the loaded state itself (e.g. an optimiser given by the caller)
+            raise ValueError(f"checkpoint {checkpoint}: resumed state holds NaN/Inf in {', '.join(bad)}")
     last_saved = start if (resume and checkpoint is not None) else None
+    if resume and best.get("stopped"):
+        start = epochs  # an early-stopped run is finished
 
     def diverged(epoch: int, step: int | None, what: str) -> TrainingDiverged:
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
@@ -617,12 +722,14 @@ def fit(
             index = index.to(train_imgs.index_device)
             sums = torch.zeros(len(keys), dtype=acc_dtype, device=dev)
             seen = 0
+            clock["epoch"] = epoch
             for step, (s, e) in enumerate(bounds, start=1):
+                clock["step"] = (epoch - 1) * len(bounds) + step - 1
                 x = train_imgs.batch(index[s:e])
                 if transform is not None:
                     x = transform(x)
                 with amp():
-                    terms = model.loss_terms(x)
+                    terms = forward(x, True)
                 opt.zero_grad(set_to_none=True)
                 (terms["loss"] / (e - s)).backward()
                 if grad_clip is not None:
@@ -638,10 +745,11 @@ def fit(
                         raise diverged(epoch, step, "training " + ", ".join(bad))
                     bar.set_postfix(loss=f"{host[0].item() / seen:.4g}")
             if uses_bn and bn_recalibration:
-                recalibrate_batchnorm(model, train_imgs, transform, bn_recalibration, batch_size,
+                recalibrate_batchnorm(model, train_imgs, transform, bn_recalibration, batch_size, forward=forward,
                                       seed=seed * 1_000_003 + epoch)
             # -- validation
-            val_sums = _evaluate(model, val_imgs, transform, keys, val_batch_size, acc_dtype) if val_imgs else None
+            val_sums = (_evaluate(model, val_imgs, transform, keys, val_batch_size, acc_dtype, forward)
+                        if val_imgs else None)
             finite_params = _all_finite(params)
             # -- one host synchronisation for the epoch
             host = torch.cat([sums, val_sums if val_sums is not None else sums[:0]]).cpu()
@@ -667,15 +775,26 @@ def fit(
                 post["val_loss"] = f"{val_means['loss']:.4g}"
             bar.set_postfix(post)
             bar.close()
-            if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+            stop = False
+            if early_stopping is not None:
+                if not best.get("model") or val_means["loss"] < best["val_loss"]:
+                    best = {"epoch": epoch, "val_loss": val_means["loss"],
+                            "model": {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}}
+                elif epoch - best["epoch"] >= early_stopping:
+                    stop, best["stopped"] = True, epoch
+            if checkpoint is not None and (stop or epoch % checkpoint_every == 0 or epoch == epochs):
                 save_checkpoint({
                     "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "history": history.rows,
                     "rng": _rng_state(perm_gen, dev), "config": _jsonable(run_config),
+                    **({"objective": objective.state_dict()} if objective is not None else {}),
+                    **({"best": best} if best else {}),
                 }, checkpoint)
                 last_saved = epoch
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
+            if stop:
+                break
     except KeyboardInterrupt as err:
         if isinstance(err, TrainingInterrupted):
             raise
@@ -685,6 +804,11 @@ def fit(
         raise TrainingInterrupted(f"training interrupted during epoch {epoch} after {done} completed "
                                   f"epoch(s); {kept}", last_epoch=int(done), checkpoint=checkpoint
                                   if last_saved is not None else None, history=history) from None
+    if best.get("model"):
+        history.meta["best_epoch"] = best["epoch"]
+        history.meta["stopped_early_at"] = best.get("stopped")
+        if restore_best:
+            model.load_state_dict(best["model"])
     return history
 
 
@@ -722,7 +846,7 @@ def _check_resume_config(saved: Mapping[str, Any], now: Mapping[str, Any], path,
                          "or start a new run in another output directory")
 
 
-def _probe(model: nn.Module, images: DeviceImages, transform, who: str) -> list[str]:
+def _probe(model: nn.Module, images: DeviceImages, transform, who: str, forward=None) -> list[str]:
     """One ``loss_terms`` call on a small batch (eval mode, gradients on but not applied): creates
     lazy parameters, checks the returned dict. Does not touch BatchNorm statistics."""
     n = min(images.n, 8)
@@ -730,7 +854,7 @@ def _probe(model: nn.Module, images: DeviceImages, transform, who: str) -> list[
     if transform is not None:
         x = transform(x)
     with eval_mode(model):
-        terms = model.loss_terms(x)
+        terms = (forward or model.loss_terms)(x)
         keys = _check_terms(terms, who)
     del terms
     return keys
@@ -738,7 +862,7 @@ def _probe(model: nn.Module, images: DeviceImages, transform, who: str) -> list[
 
 @torch.inference_mode()
 def _evaluate(model: nn.Module, images: DeviceImages, transform, keys: list[str], batch_size: int,
-              dtype: torch.dtype) -> Tensor:
+              dtype: torch.dtype, forward=None) -> Tensor:
     model.eval()
     sums = torch.zeros(len(keys), dtype=dtype, device=images.device)
     index = torch.arange(images.n, device=images.index_device)
@@ -746,6 +870,6 @@ def _evaluate(model: nn.Module, images: DeviceImages, transform, keys: list[str]
         x = images.batch(index[s:s + batch_size])
         if transform is not None:
             x = transform(x)
-        sums += _accumulate(model.loss_terms(x), keys, dtype)
+        sums += _accumulate((forward or model.loss_terms)(x), keys, dtype)
     model.train()
     return sums

@@ -1,0 +1,77 @@
+"""Every ``--objective`` of examples/train_vae.py trains one quick epoch and logs its own terms, and
+``fit(objective=...)`` checkpoints the objective, resumes it and stops early."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae.data.dataset import ImageDataset
+from vae.objectives import make_objective
+from vae.train import fit, load_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_vae.py"
+TERMS = {"elbo": "beta", "annealed": "capacity", "btcvae": "tc", "factorvae": "d_loss", "dipvae1": "penalty",
+         "dipvae2": "penalty", "iwae": "recon"}
+
+
+@pytest.fixture(scope="module")
+def train_vae():
+    spec = importlib.util.spec_from_file_location("train_vae_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", [n if n in ("btcvae", "factorvae") else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in TERMS])
+def test_every_objective_trains_one_quick_epoch_from_the_cli(train_vae, name, tmp_path, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / name
+    train_vae.main(["--dataset", "mnist", "--objective", name, "--quick", "--epochs", "1", "--max-samples", "120",
+                    "--batch-size", "20", "--iwae-samples", "0", "--out", str(out), "--no-progress", "--json"])
+    hist = json.loads((out / "history.json").read_text())
+    row = hist["rows"][0]
+    assert f"train_{TERMS[name]}" in row and torch.isfinite(torch.tensor(row["val_loss"]))
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["objective"]["name"] == name
+
+
+def _model():
+    from vae.model import VAE
+    from vae.nets import MLPDecoder, MLPEncoder
+    from vae.priors import StandardNormal
+
+    torch.manual_seed(0)
+    return VAE(MLPEncoder(3, (1, 4, 4), (16,)), MLPDecoder(3, (1, 4, 4), (16,)), StandardNormal(3))
+
+
+def test_factorvae_discriminator_state_survives_resume_bit_for_bit(tmp_path):
+    torch.set_num_threads(1)
+    data = ImageDataset((torch.rand(80, 1, 4, 4) < 0.3).float())
+    ck = tmp_path / "c.pt"
+    straight = fit(_model(), data, epochs=3, batch_size=16, progress=False, objective=make_objective("factorvae", latent_dim=3))
+    fit(_model(), data, epochs=2, batch_size=16, progress=False, checkpoint=ck, objective=make_objective("factorvae", latent_dim=3))
+    resumed = fit(_model(), data, epochs=3, batch_size=16, progress=False, checkpoint=ck, resume=True,
+                  objective=make_objective("factorvae", latent_dim=3))
+    assert resumed.rows[-1]["val_loss"] == straight.rows[-1]["val_loss"]
+    assert resumed.rows[-1]["train_d_loss"] == straight.rows[-1]["train_d_loss"]
+    with pytest.raises(ValueError, match="objective"):  # another objective is another run
+        fit(_model(), data, epochs=4, batch_size=16, progress=False, checkpoint=ck, resume=True,
+            objective=make_objective("btcvae"))
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    torch.set_num_threads(1)
+    data = ImageDataset((torch.rand(60, 1, 4, 4) < 0.3).float())
+    model = _model()
+    # a learning rate this large makes the validation loss rise after the first epochs
+    hist = fit(model, data, epochs=30, batch_size=10, lr=0.5, progress=False, early_stopping=2, seed=1)
+    best = hist.meta["best_epoch"]
+    vals = [r["val_loss"] for r in hist.rows]
+    assert hist.meta["stopped_early_at"] == len(vals) < 30
+    assert vals[best - 1] == min(vals) and len(vals) - best == 2
+    with pytest.raises(ValueError, match="validation"):
+        fit(_model(), data, epochs=2, batch_size=10, val_fraction=0.0, early_stopping=1, progress=False)
