@@ -95,7 +95,7 @@ def test_malformed_checksum_string_rejected(tmp_path):
         download("http://127.0.0.1:9/x", tmp_path / "x", md5="abc")
 
 
-def test_download_dsprites_official_format_from_loopback(server, tmp_path):
+def test_download_dsprites_official_format_from_loopback(server, tmp_path, monkeypatch):
     from tests.test_data_dsprites import write_official_npz
 
     base, www = server
@@ -105,8 +105,13 @@ def test_download_dsprites_official_format_from_loopback(server, tmp_path):
     dest_dir = tmp_path / "cache"
     path = D.download_dsprites(dest_dir, url=base + D.DSPRITES_FILENAME, md5=md5, progress=False)
     assert path == dest_dir / D.DSPRITES_FILENAME and path.read_bytes() == src.read_bytes()
+    # in the cache folder only a file with the official md5 is used: ours is refused ...
+    with pytest.raises(ChecksumError, match="not the official dSprites file"):
+        D.load_dsprites(cache_dir=dest_dir)
+    monkeypatch.setattr(D, "DSPRITES_MD5", md5)  # ... unless it is the official one
     ds = D.load_dsprites(cache_dir=dest_dir)  # picked up from the cache folder
     assert ds.name == "dsprites-npz" and len(ds) == len(idx)
+    monkeypatch.undo()
     # the default checksum is the official file's: our small file must be rejected, and not kept
     with pytest.raises(ChecksumError):
         D.download_dsprites(tmp_path / "other", url=base + D.DSPRITES_FILENAME, progress=False)
@@ -117,7 +122,9 @@ def test_download_dsprites_rejects_wrong_structure(server, tmp_path):
     base, www = server
     np.savez(www / D.DSPRITES_FILENAME, imgs=np.zeros((2, 64, 64), np.uint8))
     with pytest.raises(ValueError, match="missing key"):
-        D.download_dsprites(tmp_path, url=base + D.DSPRITES_FILENAME, md5=None, progress=False)
+        D.download_dsprites(tmp_path / "c", url=base + D.DSPRITES_FILENAME, md5=None, progress=False)
+    # checked before the rename: nothing is left where load_dsprites looks
+    assert not (tmp_path / "c" / D.DSPRITES_FILENAME).exists() and _leftovers(tmp_path / "c") == []
 
 
 def test_constants_are_the_official_ones():

@@ -327,9 +327,13 @@ def test_load_dsprites_subset_procedural(tmp_path):
     assert list(tmp_path.iterdir()) == []  # cache=False writes nothing
 
 
-def test_load_dsprites_prefers_official_npz(tmp_path):
+def test_load_dsprites_prefers_official_npz(tmp_path, monkeypatch):
+    import hashlib
+
     idx = np.arange(0, 737280, 9001)
     write_official_npz(tmp_path / DSPRITES_FILENAME, idx)
+    # the cache folder's file is used only with the official md5 (tests/test_reliability_npz.py)
+    monkeypatch.setattr(D, "DSPRITES_MD5", hashlib.md5((tmp_path / DSPRITES_FILENAME).read_bytes()).hexdigest())
     ds = load_dsprites(cache_dir=tmp_path)
     assert ds.name == "dsprites-npz" and len(ds) == len(idx)
     assert np.array_equal(ds.factors, generate_dsprites(idx)[2][:, 1:])

@@ -9,17 +9,21 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from vae.atomic import atomic_file
 
-__all__ = ["download", "file_digest", "verify_file", "ChecksumError", "OfflineError"]
+__all__ = ["download", "file_digest", "verify_file", "ChecksumError", "OfflineError", "IncompleteDownload",
+           "DownloadTooLarge", "DEFAULT_MAX_BYTES"]
 
 _CHUNK = 1 << 20
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: far above any file this project downloads
 
 
 class ChecksumError(ValueError):
@@ -28,6 +32,15 @@ class ChecksumError(ValueError):
 
 class OfflineError(ConnectionError):
     """The URL could not be reached (no network, DNS failure, refused connection...)."""
+
+
+class IncompleteDownload(OfflineError):
+    """The body ended before its announced length, the connection broke mid-body, or its
+    completeness could not be verified at all (no Content-Length, no checksum)."""
+
+
+class DownloadTooLarge(ValueError):
+    """The response is larger than the download's ``max_bytes`` cap."""
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -66,24 +79,39 @@ def download(
     md5: str | None = None,
     progress: bool = True,
     timeout: float = 60.0,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    validate: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download ``url`` to the file ``dest`` and return its path.
 
     * Streamed in 1 MiB chunks (tqdm progress bar when ``progress``), into a temporary file in
       the destination folder that is renamed over ``dest`` (``os.replace``) only once complete and
-      verified, so an interrupted or corrupt download never leaves a partial ``dest``.
+      verified, so an interrupted, cut-short, oversized or corrupt download never leaves a file at
+      ``dest``.
+    * ``max_bytes`` caps the body (``None``: no cap): a larger ``Content-Length`` is refused before
+      anything is read, a body without one is cut off after ``max_bytes`` bytes; both raise
+      :class:`DownloadTooLarge`.
+    * The body must be provably complete: its length must equal ``Content-Length``, or the
+      chunked transfer encoding must end properly, or a checksum or ``validate`` must vouch for it;
+      otherwise :class:`IncompleteDownload` (an :class:`OfflineError`) is raised.
     * ``sha256`` / ``md5`` (hex) are checked when given; on a mismatch the temporary file is
       deleted and :class:`ChecksumError` (a ``ValueError``) is raised.
+    * ``validate(tmp_path)`` (e.g. a structure check) runs on the complete, checksum-verified
+      temporary file before the rename; whatever it raises propagates and the file is discarded.
     * If ``dest`` already exists it is not downloaded again: it is verified against the given
-      checksums (a mismatch raises :class:`ChecksumError` and leaves the existing file alone,
-      so delete it by hand if it is corrupt).
+      checksums and ``validate`` (a failure raises and leaves the existing file alone, so delete it
+      by hand if it is corrupt).
     * Without a network (``URLError``/timeouts) raises :class:`OfflineError` with a message that
       says where to place the file by hand.
     """
     dest = Path(dest).expanduser()
     expected = _expected(sha256, md5)  # validate the checksum strings before any I/O
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive integer or None; got {max_bytes!r}")
     if dest.exists():
         verify_file(dest, sha256, md5)
+        if validate is not None:
+            validate(dest)
         return dest
     with atomic_file(dest) as tmp:
         hashers = {name: hashlib.new(name) for name, _ in expected}
@@ -103,7 +131,16 @@ def download(
             ) from err
         with response, open(tmp, "wb") as out:
             total = response.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
+            total = int(total) if total and total.strip().isdigit() else None
+            chunked = bool(getattr(response, "chunked", False))
+            if max_bytes is not None and total is not None and total > max_bytes:
+                raise DownloadTooLarge(f"{url} is {total} bytes (Content-Length), over the limit of {max_bytes} "
+                                       "bytes; nothing was written")
+            if total is None and not chunked and not expected and validate is None:
+                raise IncompleteDownload(
+                    f"{url} was sent without a Content-Length and no checksum was given, so a body cut short "
+                    f"could not be told from a complete one; nothing was written. Pass sha256= or md5=, or "
+                    f"download it by hand to {dest}")
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -112,12 +149,17 @@ def download(
             try:
                 n = 0
                 while True:
+                    want = _CHUNK if max_bytes is None else min(_CHUNK, max_bytes - n + 1)
                     try:
-                        chunk = response.read(_CHUNK)
-                    except (socket.timeout, TimeoutError, ConnectionError) as err:
-                        raise OfflineError(f"connection lost while downloading {url}: {err}") from err
+                        chunk = response.read(want)
+                    except (socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+                        raise IncompleteDownload(f"connection lost while downloading {url} after {n} bytes "
+                                                 f"({type(err).__name__}: {err}); nothing was kept") from err
                     if not chunk:
                         break
+                    if max_bytes is not None and n + len(chunk) > max_bytes:
+                        raise DownloadTooLarge(f"{url} sent more than the limit of {max_bytes} bytes; the "
+                                               "download was discarded")
                     out.write(chunk)
                     n += len(chunk)
                     for h in hashers.values():
@@ -128,7 +170,8 @@ def download(
                 if bar is not None:
                     bar.close()
             if total is not None and n != total:
-                raise OfflineError(f"incomplete download of {url}: got {n} of {total} bytes")
+                raise IncompleteDownload(f"incomplete download of {url}: got {n} of {total} bytes "
+                                         "(Content-Length); the download was discarded")
             out.flush()
             os.fsync(out.fileno())
         for name, value in expected:
@@ -137,4 +180,6 @@ def download(
                 raise ChecksumError(
                     f"{name} mismatch for {url}: expected {value}, got {got}; the download was discarded"
                 )
+        if validate is not None:
+            validate(tmp)
     return dest

@@ -45,7 +45,7 @@ import torch
 
 from vae.atomic import atomic_file
 from vae.data.dataset import ImageDataset
-from vae.data.download import download, verify_file
+from vae.data.download import ChecksumError, download, file_digest, verify_file  # noqa: F401
 
 __all__ = [
     "FACTOR_NAMES",
@@ -64,6 +64,8 @@ __all__ = [
     "generate_dsprites",
     "build_dsprites_cache",
     "load_dsprites_npz",
+    "check_dsprites_npz",
+    "verify_official_dsprites",
     "download_dsprites",
     "load_dsprites",
     "default_cache_dir",
@@ -264,31 +266,97 @@ def _to_uint8_tensor(n: int, get_chunk, chunk: int = 16384) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- official file
+_NPZ_KEYS = ("imgs", "latents_values", "latents_classes", "metadata")
+DSPRITES_MAX_BYTES = 64 << 20  # download cap; the official npz is about 26 MB
+
+
 def _fail(path, what: str):
     raise ValueError(f"{path} is not a valid dSprites npz: {what}")
+
+
+def _inspect_npz(path: Path):
+    """Structure of an official-format npz from its zip directory and ``.npy`` headers only (no
+    array data read, nothing unpickled): ``({key: (shape, dtype)}, metadata)``. ``ValueError``
+    naming the problem otherwise."""
+    import zipfile
+    import zlib
+
+    from vae.data.safe_npz import UnsafePickle, npz_header, npz_members, read_npz_object
+
+    if not zipfile.is_zipfile(path):
+        _fail(path, "not an npz (zip) archive; pickles and .npy files are never loaded")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = npz_members(zf)
+            missing = [k for k in _NPZ_KEYS if k not in members]
+            if missing:
+                _fail(path, f"missing key(s) {missing}; found {sorted(members)}, need {list(_NPZ_KEYS)}")
+            headers = {}
+            for key in _NPZ_KEYS[:3]:
+                try:
+                    shape, dtype = npz_header(zf, members[key])
+                except ValueError as err:
+                    _fail(path, f"{key} has a malformed .npy header ({err})")
+                if dtype.hasobject or dtype.kind not in "biuf":
+                    _fail(path, f"{key} has dtype {dtype}; only numeric arrays are read")
+                if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > members[key].file_size:
+                    _fail(path, f"{key} declares shape {shape} but its entry holds only {members[key].file_size} bytes")
+                headers[key] = (shape, dtype)
+            try:
+                meta = read_npz_object(zf, members["metadata"])
+            except UnsafePickle as err:
+                _fail(path, f"its metadata is not plain data ({err}); nothing in it was run")
+            except ValueError as err:
+                _fail(path, f"its metadata is unreadable ({err})")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+        _fail(path, f"unreadable archive ({type(err).__name__}: {err})")
+    shape = headers["imgs"][0]
+    if len(shape) != 3 or tuple(shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        _fail(path, f"imgs must be (M, 64, 64); got {tuple(shape)}")
+    m = shape[0]
+    for name in ("latents_values", "latents_classes"):
+        if tuple(headers[name][0]) != (m, 6):
+            _fail(path, f"{name} must be ({m}, 6) to match imgs; got {tuple(headers[name][0])}")
+    if headers["latents_classes"][1].kind not in "iu":
+        _fail(path, f"latents_classes must hold integers; got {headers['latents_classes'][1]}")
+    return headers, meta
+
+
+def check_dsprites_npz(path) -> Path:
+    """Check an official-format npz's keys, shapes, dtypes and metadata without reading the images
+    (cheap; what :func:`download_dsprites` runs on a download before moving it into place)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"dSprites npz not found: {path}")
+    _inspect_npz(path)
+    return path
 
 
 def load_dsprites_npz(path):
     """Load the official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (or any file in its format).
 
     Returns ``(imgs, latents_values, latents_classes, metadata)``: imgs (M, 64, 64) uint8,
-    latents_values (M, 6) float64, latents_classes (M, 6) int64, metadata a dict (the file's
-    Python-2 pickle, read with ``allow_pickle=True, encoding="latin1"``). Raises ``FileNotFoundError``
-    for a missing file and ``ValueError`` naming the problem for missing keys or wrong shapes.
+    latents_values (M, 6) float64, latents_classes (M, 6) int64, metadata a dict. Nothing is ever
+    unpickled: the arrays are read with ``allow_pickle=False`` and the metadata (a Python-2
+    pickle in the official file) by :func:`vae.data.safe_npz.read_pickled_data`, which builds
+    plain data only and refuses any callable. Raises ``FileNotFoundError`` for a missing file and
+    ``ValueError`` naming the problem for anything else (not an npz, missing keys, wrong shapes or
+    dtypes, metadata that is not plain data, out-of-range classes).
     """
+    import zipfile
+    import zlib
+
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"dSprites npz not found: {path}")
-    with np.load(path, allow_pickle=True, encoding="latin1") as f:
-        required = ("imgs", "latents_values", "latents_classes", "metadata")
-        missing = [k for k in required if k not in f.files]
-        if missing:
-            _fail(path, f"missing key(s) {missing}; found {sorted(f.files)}, need {list(required)}")
-        imgs = f["imgs"]
-        values = np.asarray(f["latents_values"], dtype=np.float64)
-        classes = np.asarray(f["latents_classes"]).astype(np.int64, copy=False)
-        meta = f["metadata"]
-    meta = meta[()] if isinstance(meta, np.ndarray) and meta.dtype == object and meta.ndim == 0 else meta
+    _, meta = _inspect_npz(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            imgs = f["imgs"]
+            values = np.asarray(f["latents_values"], dtype=np.float64)
+            classes = np.asarray(f["latents_classes"]).astype(np.int64, copy=False)
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+        _fail(path, f"unreadable arrays ({type(err).__name__}: {err})")
     if imgs.ndim != 3 or imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         _fail(path, f"imgs must be (M, 64, 64); got {imgs.shape}")
     m = imgs.shape[0]
@@ -302,14 +370,27 @@ def load_dsprites_npz(path):
     return imgs, values, classes, meta
 
 
+def verify_official_dsprites(path) -> Path:
+    """Raise :class:`vae.data.download.ChecksumError` (a ``ValueError``) unless ``path`` is the
+    official npz (md5 :data:`DSPRITES_MD5`); the message says what to do instead."""
+    path = Path(path)
+    got = file_digest(path, "md5")
+    if got != DSPRITES_MD5:
+        raise ChecksumError(
+            f"{path} is not the official dSprites file (md5 {got}, expected {DSPRITES_MD5}), so it was not "
+            f"loaded. Delete it (without it the procedural generator is used), fetch the official file with "
+            f"vae.data.dsprites.download_dsprites(), or pass a file you trust explicitly (path=..., --data-path)")
+    return path
+
+
 def download_dsprites(dest_dir=None, url: str = DSPRITES_URL, md5: str | None = DSPRITES_MD5, progress: bool = True) -> Path:
-    """Download the official npz into ``dest_dir`` (default: the cache dir), md5-verified and atomic,
-    then check its structure (keys and shapes). Returns the file's path. Offline:
+    """Download the official npz into ``dest_dir`` (default: the cache dir), size-capped, md5-verified
+    and structure-checked (keys, shapes, dtypes, metadata) *before* it is moved into place, so a bad
+    download never lands where :func:`load_dsprites` looks. Returns the file's path. Offline:
     :class:`vae.data.download.OfflineError` telling where to place the file by hand."""
     dest_dir = Path(dest_dir).expanduser() if dest_dir is not None else default_cache_dir()
-    path = download(url, dest_dir / DSPRITES_FILENAME, md5=md5, progress=progress)
-    load_dsprites_npz(path)  # structure check; raises ValueError naming the problem
-    return path
+    return download(url, dest_dir / DSPRITES_FILENAME, md5=md5, progress=progress,
+                    max_bytes=DSPRITES_MAX_BYTES, validate=check_dsprites_npz)
 
 
 # ----------------------------------------------------------------------------- data set
@@ -329,15 +410,17 @@ def load_dsprites(max_samples=None, seed: int = 0, path=None, cache_dir=None, *,
     ``factor_values`` their value grids. ``max_samples`` draws a random subset with
     ``numpy.random.default_rng(seed)`` (sorted by index; the seed study uses 200,000).
 
-    Source: ``path`` (an official-format npz) when given; else the official npz if it is in
-    ``cache_dir`` (default ``~/.cache/pgm-vi-vae/dsprites``); else the procedural generator. With
+    Source: ``path`` (an official-format npz, read without unpickling) when given; else the official
+    npz if it is in ``cache_dir`` (default ``~/.cache/pgm-vi-vae/dsprites``) and its md5 is the
+    official one (any other file there is refused with a ``ValueError``: it is never used
+    unverified); else the procedural generator. With
     ``cache=True`` the generator writes the whole set once, bit-packed (377 MB), into ``cache_dir``
     and later calls read only the requested rows from it (memory-mapped); with ``cache=False``
     only the requested images are rendered. No float copy of the set is ever made.
     """
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if path is None and (cache_dir / DSPRITES_FILENAME).exists():
-        path = cache_dir / DSPRITES_FILENAME
+        path = verify_official_dsprites(cache_dir / DSPRITES_FILENAME)
     if path is not None:
         imgs_u8, _, classes, _ = load_dsprites_npz(path)
         idx = _select(len(imgs_u8), max_samples, seed)

