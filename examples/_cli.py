@@ -1,18 +1,26 @@
-"""Argument types shared by the example scripts: each parses one number and names what it expected.
+"""What the example scripts share: argument types (each parses one number, rejects NaN/Inf and
+out-of-range values, and names what it expected), the run options, the run folder, and one error
+handling (:func:`run_main`).
 
->>> positive_int("3"), fraction("0.05")
-(3, 0.05)
+>>> positive_int("3"), fraction("0.05"), int_at_least(2)("20"), float_in(0, 10, low_open=True)("2.5")
+(3, 0.05, 20, 2.5)
+>>> float_in(0, 10, low_open=True)("nan")
+Traceback (most recent call last):
+...
+argparse.ArgumentTypeError: expected a finite number in (0, 10], got 'nan'
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "add_run_options",
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "int_at_least", "int_in",
+           "float_in", "add_run_options", "add_overwrite_option", "run_folder", "run_main", "error_message",
            "progress_log", "write_summary"]
 
 
@@ -39,6 +47,31 @@ nonneg_float = _number(float, "a finite number >= 0", lambda v: v >= 0)
 fraction = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def int_at_least(low: int) -> Callable[[str], int]:
+    """``type=`` for an integer ``>= low``."""
+    return _number(int, f"an integer >= {low}", lambda v: v >= low)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """``type=`` for an integer in ``[low, high]``."""
+    return _number(int, f"an integer in [{low}, {high}]", lambda v: low <= v <= high)
+
+
+def float_in(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+             high_open: bool = False) -> Callable[[str], float]:
+    """``type=`` for a finite number in the interval from ``low`` to ``high`` (``None``: unbounded),
+    each end closed unless ``low_open`` / ``high_open``."""
+    lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+    hi = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+
+    def ok(v: float) -> bool:
+        above = low is None or (v > low if low_open else v >= low)
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+
+    return _number(float, f"a finite number in {lo}, {hi}", ok)
+
+
 def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
     """Write an example's headline numbers as JSON to ``path`` (and to stdout with ``echo``: ``--json``).
 
@@ -53,14 +86,116 @@ def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
 
 def add_run_options(p: argparse.ArgumentParser, *, out: str | None, quick: str, out_help: str | None = None) -> None:
     """The options every training example shares: ``--quick`` (described by ``quick``), ``--device``,
-    ``--seed``, ``--out`` (default ``out``; ``out_help`` describes a default computed later), ``--json``,
-    ``--no-progress``."""
+    ``--seed``, ``--out`` (default ``out``; ``out_help`` describes a default computed later),
+    ``--overwrite``, ``--json``, ``--no-progress``."""
     p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default=out, help=f"output directory (default: {out_help or out})")
+    add_overwrite_option(p)
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+
+
+def add_overwrite_option(p) -> None:
+    """``--overwrite``: the explicit permission to replace a previous run in ``--out``."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the finished or resumable run in --out (its recorded files and checkpoints are "
+                        "deleted first); without it such a folder is refused")
+
+
+def run_folder(out: str | Path, args: argparse.Namespace, *, can_resume: bool = False):
+    """The examples' one run-folder claim (:class:`vae.runfolder.RunFolder`) for ``--out``: a lock
+    while the run writes, no silent overwrite of a previous run, writability checked up front."""
+    from vae.runfolder import RunFolder
+
+    return RunFolder(out, resume=bool(getattr(args, "resume", False)), overwrite=bool(getattr(args, "overwrite", False)),
+                     can_resume=can_resume)
+
+
+# ------------------------------------------------------------------------------------- errors
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _is(err: BaseException, module: str, name: str) -> bool:
+    """``isinstance(err, module.name)`` without importing ``module`` (torch, vae.train) for it."""
+    mod = sys.modules.get(module)
+    cls = getattr(mod, name, None) if mod is not None else None
+    return isinstance(cls, type) and isinstance(err, cls)
+
+
+def error_message(err: BaseException, hints: Mapping[type, str] | None = None) -> str | None:
+    """The one-line message an example prints for ``err`` after ``error:``; ``None`` for an
+    exception that is a bug (it keeps its traceback)."""
+    extra = next((h for t, h in (hints or {}).items() if isinstance(err, t)), "")
+    extra = f" {extra}" if extra else ""
+    if _is(err, "torch.cuda", "OutOfMemoryError") or _is(err, "torch", "OutOfMemoryError"):
+        first = _one_line(str(err).split(". ")[0])
+        return (f"out of GPU memory ({first}): try a smaller --batch-size or --max-samples, or --device cpu"
+                + extra)
+    if isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and any(
+            s in str(err).lower() for s in ("out of memory", "can't allocate memory", "cannot allocate memory"))):
+        return f"out of memory ({_one_line(err) or type(err).__name__}): try a smaller --batch-size or --max-samples" + extra
+    if _is(err, "vae.train", "TrainingDiverged"):
+        return _one_line(err) + extra
+    if isinstance(err, OSError) and not isinstance(err, ConnectionError):
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        if err.errno == errno.ENOSPC:
+            return f"no space left on the device{where}: free some space or choose another --out" + extra
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{err.strerror}{where}: choose a writable --out" + extra
+        if err.strerror:
+            return f"{err.strerror}{where}" + extra
+        return _one_line(err) + extra
+    if isinstance(err, (ValueError, ConnectionError)):
+        return _one_line(err) + extra
+    return None
+
+
+def _interrupted_note(err: KeyboardInterrupt) -> str:
+    """What an interrupted example says: where it stopped, what it kept, how to continue."""
+    parts = ["interrupted"]
+    if str(err):
+        parts[0] += f": {_one_line(err)}"
+    folder = getattr(err, "run_folder", None)
+    if folder is not None:
+        kept = folder.kept()
+        if kept:
+            shown = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
+            parts.append(f"kept in {folder.path}: {shown}")
+            if folder.can_resume and folder.checkpoints():
+                parts.append("continue with the same command plus --resume")
+        else:
+            parts.append(f"nothing was saved in {folder.path}")
+    return "; ".join(parts)
+
+
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None, *,
+             hints: Mapping[type, str] | None = None) -> int:
+    """Run an example's ``main(argv)`` with the examples' one error handling; return the exit code.
+
+    * ``ValueError`` (bad input, a corrupt file, a refused run folder), ``OSError`` (unwritable
+      ``--out``, a full disk, no network), out-of-memory errors (torch's included) and
+      ``TrainingDiverged``: one line ``error: ...`` on stderr, exit code 2 (``hints``: extra text
+      per exception type);
+    * Ctrl-C (``KeyboardInterrupt``, ``TrainingInterrupted`` included): a note of what was kept and
+      how to continue, exit code 130;
+    * ``main``'s own int is the exit code; anything else it returns means 0. Other exceptions are
+      bugs and keep their traceback.
+    """
+    try:
+        result = main(argv)
+    except KeyboardInterrupt as err:
+        print(f"\n{_interrupted_note(err)}", file=sys.stderr, flush=True)
+        return 130
+    except Exception as err:  # noqa: BLE001 - sorted by error_message; bugs are re-raised
+        message = error_message(err, hints)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return 2
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def progress_log(as_json: bool) -> Callable[[str], None]:

@@ -34,10 +34,14 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli beside this script
 
-from _cli import positive_int as _positive_int  # noqa: E402
+from _cli import nonneg_int as _nonneg_int, positive_int as _positive_int, run_main  # noqa: E402
 
 DEFAULT_XS = (0.0, 1.0, 3.0, 10.0)
 QUICK_STEPS = 500
+# SVI starts at theta = 0.5 and ClippedAdam moves log(theta) by about lr per step, so the default
+# schedule reaches theta ~ 2e4 at most: x (or the sum of the data) above this cannot be fitted.
+MAX_SUM_X = 1e4
+MAX_LR = 1.0
 
 
 def _parse_data(text: str) -> list[float]:
@@ -76,10 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--x", type=float, nargs="+", metavar="X",
-                     help="one or more single observations x >= 0, each its own problem "
+                     help=f"one or more single observations 0 <= x <= {MAX_SUM_X:g}, each its own problem "
                           "(default: 0 1 3 10)")
     src.add_argument("--data", type=_parse_data, metavar="X1,X2,...",
-                     help="n i.i.d. observations of one problem, comma-separated, each >= 0")
+                     help=f"n i.i.d. observations of one problem, comma-separated, each >= 0, sum <= {MAX_SUM_X:g}")
     p.add_argument("--shape", type=float, default=None, metavar="ALPHA",
                    help="fixed Gamma shape of q (default: 1 + n, i.e. 2 for one x); with "
                         "--learn-shape, the starting value (default start: 1, the prior's)")
@@ -92,12 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--particles", type=_positive_int, default=256,
                    help="vectorised Monte-Carlo particles per SVI step (default: 256)")
     p.add_argument("--lr", type=float, default=0.1,
-                   help="initial ClippedAdam learning rate, decayed geometrically to 1e-3 "
+                   help="initial ClippedAdam learning rate in (1e-3, 1], decayed geometrically to 1e-3 "
                         "(default: 0.1)")
     p.add_argument("--loss", choices=("meanfield", "trace"), default="meanfield",
                    help="meanfield: TraceMeanField_ELBO with the analytic KL(Gamma||Exponential)"
                         " (default); trace: Trace_ELBO")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: 0)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of the text report (see the module doc)")
     p.add_argument("--plot", type=Path, metavar="DIR", default=None,
@@ -138,14 +142,26 @@ def main(argv: list[str] | None = None) -> int:
         else:
             xs = args.x if args.x is not None else list(DEFAULT_XS)
             problems = [("x", float(analytic.check_data(v, name="x")[0])) for v in xs]
+        for kind, value in problems:
+            total = float(sum(value)) if kind == "data" else value
+            if total > MAX_SUM_X:
+                what = f"sum of --data = {total:g}" if kind == "data" else f"x = {total:g}"
+                raise ValueError(f"{what} is too large: theta* = 1 + {'sum x' if kind == 'data' else 'x'} "
+                                 f"must stay reachable by SVI, which starts at theta = 0.5; use values <= {MAX_SUM_X:g}")
         if args.shape is not None:
             analytic.check_positive(args.shape, "--shape")
+            if args.shape > MAX_SUM_X:
+                raise ValueError(f"--shape = {args.shape:g} is too large; use a value <= {MAX_SUM_X:g}")
         analytic.check_positive(args.lr, "--lr")
-        if args.lr <= 1e-3:
-            raise ValueError(f"--lr must be > 1e-3 (the final learning rate); got {args.lr}")
+        if not 1e-3 < args.lr <= MAX_LR:
+            raise ValueError(f"--lr must be in (1e-3, {MAX_LR:g}] (above the final learning rate 1e-3; larger steps "
+                             f"of log theta overflow); got {args.lr}")
     except ValueError as e:
         parser.error(str(e))
     steps = args.steps or (QUICK_STEPS if args.quick else (2000 if args.learn_shape else 500))
+
+    if args.plot is not None:  # an unwritable --plot fails now, not after the fits (run_main: `error:`, exit 2)
+        args.plot.mkdir(parents=True, exist_ok=True)
 
     from vi.svi import fit
 
@@ -156,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                 num_particles=args.particles, lr=args.lr, loss=args.loss, seed=args.seed,
                 progress=sys.stderr.isatty() and not args.json)
         d = r.to_dict()
+        bad = [k for k, v in d.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"SVI gave non-finite {', '.join(bad)} for {kind} = {value}: try a smaller --lr "
+                             "or more --steps")
         d[kind] = value
         if args.plot is not None:
             from vi.plots import plot_fit
@@ -243,4 +263,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log,
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log, run_folder, run_main,
     write_summary,
 )
 
@@ -140,8 +140,12 @@ def main(argv=None) -> dict:
     args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
     tasks = TASKS if "all" in args.task else tuple(dict.fromkeys(args.task))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
+        return run(args, tasks, out)
 
+
+def run(args, tasks, out: Path) -> dict:
+    """Train and evaluate ``tasks`` into the claimed folder ``out``; returns the summary."""
     log = progress_log(args.json)
 
     import torch
@@ -163,4 +167,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -34,8 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log,
-    write_summary,
+    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log, run_folder,
+    run_main, write_summary,
 )
 
 MODELS = ("vae", "scvae")
@@ -163,8 +163,12 @@ def main(argv=None) -> dict:
     if args.iwae_samples is None:
         args.iwae_samples = 50 if args.quick else 1000
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
+        return run(args, out)
 
+
+def run(args, out: Path) -> dict:
+    """Train and compare the models into the claimed folder ``out``; returns the summary."""
     log = progress_log(args.json)
 
     import torch
@@ -208,4 +212,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -43,8 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log,
-    write_summary,
+    add_run_options, fraction, int_in, nonneg_float, positive_float, positive_int, progress_log, run_folder,
+    run_main, write_summary,
 )
 
 VARIANTS = {
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--max-samples", type=positive_int, default=None,
                    help="training images (default: all 4,500 MNIST / 50,000 dSprites; --quick: 1,500)")
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--threads", type=int_in(1, 1024), default=None,
                    help="torch CPU threads (default: 1 with --quick, the small model gains nothing from more and a "
                         "busy machine slows it down a lot; otherwise torch's choice)")
     add_run_options(p, out=None, out_help="runs/train_vqvae_<dataset>",
@@ -166,8 +166,12 @@ def main(argv=None) -> dict:
         if getattr(args, key) is None:
             setattr(args, key, table[key])
     out = Path(args.out or f"runs/train_vqvae_{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
+        return run(args, out)
 
+
+def run(args, out: Path) -> dict:
+    """Train the variants into the claimed folder ``out``; returns the summary."""
     log = progress_log(args.json)
 
     import torch
@@ -262,4 +266,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

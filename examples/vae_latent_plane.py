@@ -27,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
 
 from _cli import (  # noqa: E402
-    add_run_options, fraction, nonneg_int, positive_float, positive_int, progress_log,
-    write_summary,
+    add_run_options, fraction, int_in, nonneg_int, positive_float, positive_int, progress_log, run_folder,
+    run_main, write_summary,
 )
 
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 6
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--val-fraction", type=fraction, default=0.05, help="validation share (default: 0.05)")
     p.add_argument("--max-samples", type=positive_int, default=None, help="training digits (default: all 4,500)")
-    p.add_argument("--grid", type=positive_int, default=15, help="points per axis of the decoded plane (default: 15)")
+    p.add_argument("--grid", type=int_in(2, 100), default=15,
+                   help="points per axis of the decoded plane, 2 to 100 (default: 15)")
     p.add_argument("--iwae-samples", type=nonneg_int, default=None,
                    help="importance samples per held-out digit for the NLL (default: 1000; --quick: 100; 0 skips)")
     add_run_options(p, out='runs/vae_latent_plane', quick="short run: about a minute on 2 CPU cores")
@@ -67,8 +68,12 @@ def main(argv=None) -> dict:
     if args.iwae_samples is None:
         args.iwae_samples = 100 if args.quick else 1000
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
+        return run(args, out)
 
+
+def run(args, out: Path) -> dict:
+    """Train the 2-d latent VAE and draw its plane into the claimed folder ``out``; returns the summary."""
     log = progress_log(args.json)
 
     import torch
@@ -128,4 +133,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

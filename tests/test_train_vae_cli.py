@@ -107,7 +107,7 @@ def test_divergence_keeps_the_completed_epochs_and_suggests_grad_clip(tmp_path, 
     monkeypatch.setattr(vae.train, "fit", diverging_fit)
     script = _load_script()
     code = script.main([*TINY, "--grad-clip", "5", "--out", str(tmp_path)])
-    assert code == 3
+    assert code == 2  # the examples' one error handling: an `error:` line and exit code 2 (issue 13)
     err = capsys.readouterr().err
     assert "diverged" in err and "--grad-clip" in err
     assert json.loads((tmp_path / "history.json").read_text())["rows"][0]["train_loss"] == 500.0
