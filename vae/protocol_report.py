@@ -17,7 +17,6 @@ several workers' shards: any folder layout under ``out`` works), and writes
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any

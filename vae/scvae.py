@@ -137,7 +137,7 @@ class SCVAE(VAE):
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """``{"loss", "recon", "kl", "l1"}``, per-batch sums; loss = recon + beta * kl + lam * l1."""
-        terms = super().loss_terms(x)
+        terms = self.traced_loss_terms(x)  # read from Pyro's traces: the model's l1 factor is a site there
         model_tr, self._last_model_trace = self._last_model_trace, None
         if self.lam > 0:
             penalty = -model_tr.nodes["l1"]["fn"].log_factor.sum()  # lam * sum ||c||_1
