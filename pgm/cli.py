@@ -8,6 +8,7 @@ import os
 import sys
 
 from .statements import GRAMMAR
+from .trails import MAX_LIMIT
 
 EPILOG = f"""\
 modes:
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blanket", metavar="NODE", action="append", default=[], help="also print MB(NODE) (free mode)")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list of records) instead of text")
     p.add_argument("--plot", metavar="DIR", help="write the networks (and witness trails) as PNGs into DIR")
-    p.add_argument("--limit", type=int, default=6, metavar="N", help="blocked trails listed per statement (default 6)")
+    p.add_argument("--limit", type=int, default=6, metavar="N",
+                   help=f"blocked trails listed per statement (default 6; must be ≥ 1; values above {MAX_LIMIT} "
+                        f"are capped at {MAX_LIMIT}, which bounds the explanation's work)")
     p.add_argument("--list-models", action="store_true", help="list the bundled pgmpy models and exit")
     return p
 
@@ -124,7 +127,7 @@ def free_mode(args) -> int:
         draw(model, f"{args.plot}/network.png", name)
         for i, v in enumerate(verdicts, 1):
             draw(model, f"{args.plot}/stmt{i}_{_slug(v.statement.text)}.png", f"{name}: {v.statement}",
-                 v.witness, v.observed)
+                 v.witness, v.observed, openings=v.openings)
     return 0 if all(v.holds for v in verdicts) else 1
 
 
@@ -144,7 +147,7 @@ def key_mode(args) -> int:
             v = decide(network(s.network), s.statement)
             if v.witness is not None:
                 draw(network(s.network), f"{args.plot}/q{s.exercise.replace('.', '_')}_{_slug(s.id)}.png",
-                     f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed)
+                     f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed, openings=v.openings)
     wrong = [r for r in records if not r["correct"]]
     for r in wrong:
         what = r.get("statement") or r["kind"]
@@ -184,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be at least 1 (got {args.limit}): it is the number of blocked "
+                             "trails listed per statement")
+        args.limit = min(args.limit, MAX_LIMIT)
         if args.list_models:
             from .networks import bundled_model_names
 

@@ -1,4 +1,6 @@
-"""Draw a network to PNG (networkx + matplotlib), optionally with a witness trail highlighted.
+"""Draw a network to PNG (networkx + matplotlib), optionally with a witness trail highlighted
+and, for each collider on it opened by an observed descendant, the directed path to that
+descendant (dashed, another colour; a legend names the styles).
 
 Every node is its label in a box (a circle for short names, a rounded box for long ones) and
 every edge is clipped to the boxes, so long names never hide under arrows.  The figure size,
@@ -16,11 +18,13 @@ from pathlib import Path
 
 import networkx as nx
 
-from .verdict import Trail
+from .verdict import Opening, Trail
 
-__all__ = ["layout", "draw", "render", "style_for", "HIGHLIGHT", "EDGE", "OBSERVED", "NODE"]
+__all__ = ["layout", "draw", "render", "style_for", "opening_edges", "HIGHLIGHT", "OPENING", "EDGE",
+           "OBSERVED", "NODE"]
 
 HIGHLIGHT = "#d62728"   # witness trail: edges and node borders
+OPENING = "#ff7f0e"     # collider → … → observed descendant paths: dashed edges
 EDGE = "#555555"
 OBSERVED = "#bdbdbd"    # fill of observed nodes
 NODE = "#cfe3ff"        # fill of the others
@@ -144,12 +148,28 @@ def layout(model: nx.Graph) -> dict[str, tuple[float, float]]:
     return pos
 
 
+def opening_edges(openings=(), witness: Trail | None = None) -> list[tuple[str, str]]:
+    """The directed edges of the collider-opening paths (collider → … → observed descendant),
+    in order, without repeats and without the witness's own edges (drawn as the trail).
+
+    >>> opening_edges([Opening("C", ("C", "E", "D"))])
+    [('C', 'E'), ('E', 'D')]
+    """
+    on_trail = {frozenset(e) for e in zip(witness.nodes, witness.nodes[1:])} if witness is not None else set()
+    out: list[tuple[str, str]] = []
+    for o in openings:
+        for e in zip(o.path, o.path[1:]):
+            if e not in out and frozenset(e) not in on_trail:
+                out.append(e)
+    return out
+
+
 def draw(model: nx.Graph, path: str | Path, title: str | None = None, witness: Trail | None = None,
-         observed=(), dpi: int = 120) -> Path:
+         observed=(), dpi: int = 120, openings: tuple[Opening, ...] = ()) -> Path:
     """Write ``model`` as a PNG (see :func:`render`).  Returns the path."""
     import matplotlib.pyplot as plt
 
-    fig = render(model, title, witness, observed, dpi)
+    fig = render(model, title, witness, observed, dpi, openings)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -158,8 +178,10 @@ def draw(model: nx.Graph, path: str | Path, title: str | None = None, witness: T
 
 
 def render(model: nx.Graph, title: str | None = None, witness: Trail | None = None, observed=(),
-           dpi: int = 120):
-    """The matplotlib figure of ``model``: witness edges and node borders red, observed nodes grey.
+           dpi: int = 120, openings: tuple[Opening, ...] = ()):
+    """The matplotlib figure of ``model``: witness edges and node borders red, observed nodes grey,
+    the paths that open colliders (``openings``, see :func:`opening_edges`) dashed orange, and a
+    legend under the network when anything is highlighted.
 
     Sized from :func:`style_for` and the layout extent (capped at 60 × 45 inches; the
     resolution drops for very large figures).  The caller closes it.
@@ -168,7 +190,8 @@ def render(model: nx.Graph, title: str | None = None, witness: Trail | None = No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch, Patch
 
     directed = isinstance(model, nx.DiGraph)
     style = style_for(model)
@@ -179,14 +202,25 @@ def render(model: nx.Graph, title: str | None = None, witness: Trail | None = No
     lines = [title or ("Bayesian network" if directed else "Markov network")]
     if witness is not None:
         lines.append(f"witness: {witness}")
+    lines += [str(o) for o in openings if not o.observed]
     if observed:
         lines.append("observed (grey): " + ", ".join(sorted(observed)))
+    opened = opening_edges(openings, witness)
+    legend = [(Line2D([], [], color=HIGHLIGHT, linewidth=3.0), "active trail")] if witness is not None else []
+    if opened:
+        legend.append((Line2D([], [], color=OPENING, linewidth=2.5, linestyle="--"),
+                       "collider → observed descendant"))
+    if observed and legend:
+        legend.append((Patch(facecolor=OBSERVED, edgecolor=_BORDER), "observed"))
     title_in = 0.3 + 0.25 * len(lines)
-    fig_w = min(max(span_x * style.unit_x, 5.0), 60.0)
-    fig_h = min(max(span_y * style.unit_y, 3.0) + title_in, 45.0)
+    legend_in = 0.45 if legend else 0.0
+    text_in = max([len(line) * 0.6 * 12 / 72 for line in lines]          # title lines at 12 pt
+                  + [sum(len(label) * 0.6 * 10 / 72 + 1.0 for _, label in legend)]) + 0.4   # legend at 10 pt
+    fig_w = min(max(span_x * style.unit_x, 5.0, text_in), 60.0)
+    fig_h = min(max(span_y * style.unit_y, 3.0) + title_in + legend_in, 45.0)
     dpi = min(dpi, int(6000 / max(fig_w, fig_h)) or 1)
     fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, 1 - title_in / fig_h))
+    ax = fig.add_axes((0, legend_in / fig_h, 1, 1 - (title_in + legend_in) / fig_h))
     ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
     ax.axis("off")
@@ -201,16 +235,24 @@ def render(model: nx.Graph, title: str | None = None, witness: Trail | None = No
                             zorder=3, bbox=dict(boxstyle=box, facecolor=OBSERVED if v in observed else NODE,
                                                 edgecolor=HIGHLIGHT if v in on_trail_nodes else _BORDER,
                                                 linewidth=2))
+    opened = set(opened)
     for a, b in sorted(tuple(e) if directed else tuple(sorted(e)) for e in model.edges):
         hot = frozenset((a, b)) in on_trail
+        opens = (a, b) in opened
         far = directed and abs(pos[a][1] - pos[b][1]) > 1.5     # skips a layer: bend it past the nodes
         arrow = FancyArrowPatch(
             pos[a], pos[b], patchA=labels[a].get_bbox_patch(), patchB=labels[b].get_bbox_patch(),
             arrowstyle="-|>,head_length=0.6,head_width=0.3" if directed else "-",
             mutation_scale=style.font * 1.3, shrinkA=1, shrinkB=1,
             connectionstyle=f"arc3,rad={0.12 if far else 0.0}",
-            color=HIGHLIGHT if hot else EDGE, linewidth=3.0 if hot else 1.2, zorder=4 if hot else 2)
+            color=HIGHLIGHT if hot else OPENING if opens else EDGE,
+            linewidth=3.0 if hot else 2.5 if opens else 1.2, linestyle="--" if opens else "-",
+            zorder=4 if hot else 3 if opens else 2)
+        arrow.set_gid(f"{a}->{b}" if directed else f"{a}-{b}")     # names the edge (for tests and SVG)
         ax.add_patch(arrow)
     fig.suptitle("\n".join(lines), fontsize=12, y=1 - 0.12 / fig_h, va="top")
+    if legend:
+        fig.legend(*zip(*legend), loc="lower center", ncol=len(legend), frameon=False, fontsize=10,
+                   bbox_to_anchor=(0.5, 0.0))
     fig.canvas.draw()      # places the label boxes, so that the arrows clip to them when saved
     return fig

@@ -1,4 +1,5 @@
-"""Build networks: edge lists (text or pairs), clique lists, BIF files, pgmpy's bundled models.
+"""Build networks: edge lists (text or pairs), clique lists, BIF files (checked: :mod:`pgm.bif`),
+pgmpy's bundled models.
 
 pgmpy (slow to import) is imported inside the builders.  Nodes and edges are inserted in
 sorted order so every algorithm downstream is deterministic.
@@ -12,13 +13,14 @@ sorted order so every algorithm downstream is deterministic.
 
 from __future__ import annotations
 
-import gzip
 import re
 from itertools import combinations
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import networkx as nx
+
+from .bif import read_bif
 
 __all__ = ["parse_edges", "bayesian_network", "markov_network", "markov_network_from_cliques",
            "read_bif", "bundled_model_names", "bundled_model", "is_directed"]
@@ -108,31 +110,6 @@ def markov_network_from_cliques(cliques: Iterable[Iterable[str]]):
     cliques = [sorted(set(c)) for c in cliques]
     edges = [e for c in cliques for e in combinations(c, 2)]
     return markov_network(edges, {n for c in cliques for n in c})
-
-
-def read_bif(path: str | Path):
-    """A ``DiscreteBayesianNetwork`` with CPDs from a BIF file (``.bif`` or ``.bif.gz``)."""
-    from pgmpy.readwrite import BIFReader
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such BIF file: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:   # unreadable, bad gzip, not text
-        raise ValueError(f"could not read BIF file {path}: {exc}") from exc
-    if not text.strip():
-        raise ValueError(f"BIF file {path} is empty")
-    try:
-        model = BIFReader(string=text).get_model()
-    except Exception as exc:  # pyparsing / pgmpy errors: report, don't crash
-        raise ValueError(f"could not read BIF file {path}: {exc}") from exc
-    if model.number_of_nodes() == 0:   # pgmpy's parser skips what it cannot match
-        raise ValueError(f"BIF file {path} defines no variables (is it a BIF file? it should contain "
-                         f"'network ... {{ }}' and 'variable NAME {{ ... }}' blocks)")
-    return model
 
 
 def _bundled_dir() -> Path:

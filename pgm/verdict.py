@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .statements import Statement
 
-__all__ = ["Trail", "Block", "BlockedTrail", "Verdict", "RULES"]
+__all__ = ["Trail", "Block", "BlockedTrail", "Opening", "Verdict", "RULES"]
 
 RULES = {
     "chain": "observed chain node (head-to-tail)",
@@ -59,11 +59,45 @@ class BlockedTrail:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """Why the collider ``node`` on an active trail is open: ``path`` is ``(node,)`` when it is
+    observed, else a shortest directed path ``node → … → d`` to an observed descendant ``d``.
+
+    >>> str(Opening("C", ("C", "D")))
+    'collider C is opened by its observed descendant D via C → D'
+    """
+
+    node: str
+    path: tuple[str, ...]
+
+    @property
+    def observed(self) -> bool:
+        return len(self.path) == 1
+
+    @property
+    def descendant(self) -> str | None:
+        return None if self.observed else self.path[-1]
+
+    def __str__(self) -> str:
+        if self.observed:
+            return f"collider {self.node} is observed"
+        return f"collider {self.node} is opened by its observed descendant {self.path[-1]} via " \
+            + " → ".join(self.path)
+
+    def record(self) -> dict:
+        return {"node": self.node, "observed": self.observed, "descendant": self.descendant,
+                "path": list(self.path), "text": str(self)}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The graph's answer to a statement and why.
 
     ``independent`` is the graph's truth; ``holds`` says whether the statement as written
-    (an independence or a dependence claim) is true.
+    (an independence or a dependence claim) is true.  ``openings`` says why each collider of the
+    witness is open; ``blocked`` lists some blocked trails (``truncated``: not all of them;
+    ``shortest``: no unlisted trail is shorter than a listed one).  ``work`` counts the steps
+    (trail extensions, neighbour look-ups) spent deciding and explaining.
     """
 
     statement: Statement
@@ -73,6 +107,9 @@ class Verdict:
     truncated: bool = False
     criterion: str = "d-separation"
     observed: tuple[str, ...] = field(default=())
+    openings: tuple[Opening, ...] = ()
+    shortest: bool = True
+    work: int = field(default=0, compare=False)
 
     @property
     def holds(self) -> bool:
@@ -80,15 +117,17 @@ class Verdict:
 
     def reason(self) -> str:
         """One paragraph a student can read."""
+        trails = "trail" if self.criterion == "d-separation" else "path"
         if not self.independent:
-            return f"active trail {self.witness}" if self.criterion == "d-separation" \
+            head = f"active trail {self.witness}" if self.criterion == "d-separation" \
                 else f"path {self.witness} avoids the observed set"
+            return head + "".join(f"\n    {o}" for o in self.openings)
         if not self.blocked:
-            return "no trail connects the two sides" if self.criterion == "d-separation" \
-                else "no path connects the two sides"
-        head = "every trail is blocked" if self.criterion == "d-separation" else "every path is blocked"
+            return f"no {trails} connects the two sides"
+        head = f"every {trails} is blocked"
         if self.truncated:
-            head += f" (showing the {len(self.blocked)} shortest; all others checked by reachability)"
+            which = f"the {len(self.blocked)} shortest" if self.shortest else f"{len(self.blocked)}"
+            head += f" (showing {which}; all others checked by reachability)"
         return head + ":\n" + "\n".join(f"    {b}" for b in self.blocked)
 
     def record(self) -> dict:
@@ -105,5 +144,6 @@ class Verdict:
                          "blocks": [{"node": x.node, "rule": x.rule} for x in b.blocks]}
                         for b in self.blocked],
             "truncated": self.truncated,
+            "colliders": [o.record() for o in self.openings],
             "reason": self.reason(),
         }

@@ -93,3 +93,68 @@ def test_alarm_plot_readable(tmp_path):
         assert pairs == [] and outside == []
     finally:
         plt.close(fig)
+
+
+def opened_collider_figure():
+    from pgm.dseparation import d_separation
+    from pgm.statements import Statement
+    g = nx.DiGraph([("A", "C"), ("B", "C"), ("C", "E"), ("E", "D"), ("F", "E")])
+    v = d_separation(g, Statement.of("A", "B", ["D"]))
+    return g, v, render(g, "A ⊥ B | D", v.witness, v.observed, openings=v.openings)
+
+
+def test_opening_edges_follow_the_collider_paths():
+    from pgm.draw import opening_edges
+    from pgm.verdict import Opening
+    openings = [Opening("C", ("C", "E", "D")), Opening("K", ("K",)), Opening("G", ("G", "E", "D"))]
+    assert opening_edges(openings) == [("C", "E"), ("E", "D"), ("G", "E")]
+    assert opening_edges(openings, Trail(("G", "E", "H"), ("→", "←"))) == [("C", "E"), ("E", "D")]
+
+
+def test_collider_path_to_observed_descendant_drawn_dashed_with_legend():
+    """Issue 13, item 4: the figure shows C → E → D, the path that opens collider C."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+    from pgm.draw import EDGE, OPENING
+    g, v, fig = opened_collider_figure()
+    try:
+        assert str(v.witness) == "A → C ← B" and [o.path for o in v.openings] == [("C", "E", "D")]
+        ax = fig.axes[0]
+        style = {p.get_gid(): (to_hex(p.get_edgecolor()), p.get_linestyle()) for p in ax.patches}
+        assert style == {"A->C": (HIGHLIGHT, "-"), "B->C": (HIGHLIGHT, "-"), "C->E": (OPENING, "--"),
+                         "E->D": (OPENING, "--"), "F->E": (EDGE, "-")}
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == ["active trail", "collider → observed descendant",
+                                                             "observed"]
+        assert "collider C is opened by its observed descendant D via C → E → D" in fig.get_suptitle()
+        pairs, outside = label_overlaps(fig)
+        assert pairs == [] and outside == []
+    finally:
+        plt.close(fig)
+
+
+def test_no_legend_without_highlight():
+    import matplotlib.pyplot as plt
+    fig = render(long_named_dag(8), "plain")
+    try:
+        assert fig.legends == []
+    finally:
+        plt.close(fig)
+
+
+def test_plot_option_draws_the_opening_path(tmp_path, capsys):
+    import matplotlib.image
+    import numpy as np
+    from pgm.cli import main
+    from pgm.draw import OPENING
+
+    def orange(png):
+        rgb = matplotlib.image.imread(png)[..., :3]
+        want = np.array([int(OPENING[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+        return int((np.abs(rgb - want).max(axis=-1) < 0.08).sum())
+
+    assert main(["--edges", "A->C, B->C, C->E, E->D, F->E", "A ⊥ B | D", "A ⊥ B | C", "--plot", str(tmp_path)]) == 1
+    capsys.readouterr()
+    assert orange(tmp_path / "stmt1_A_+indep+_B_+given+_D.png") > 200
+    assert orange(tmp_path / "stmt2_A_+indep+_B_+given+_C.png") == 0     # C observed itself: nothing to draw
+    assert orange(tmp_path / "network.png") == 0
