@@ -228,6 +228,10 @@ def run(args: argparse.Namespace) -> dict:
             write_history(err.history, out)
         raise
     t_train = time.perf_counter() - t1
+    from vae.training import is_main_process
+
+    if not is_main_process():
+        return {}
 
     # ---- files
     write_history(history, out)
@@ -297,8 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     def train(_argv) -> int:
         # run() writes into this folder (its default is run()'s): claimed before any data is loaded
         args.out = args.out or f"runs/train_vae_{args.dataset}_{args.prior}_beta{args.beta:g}"
-        with run_folder(args.out, args, can_resume=True):
+        import contextlib
+
+        from vae.device import resolve_device
+        from vae.training.distributed import current
+
+        rank = current(resolve_device(args.device).type)  # joins torchrun's process group when launched by it
+        with run_folder(args.out, args, can_resume=True) if rank.main else contextlib.nullcontext():
             summary = run(args)
+        if not rank.main:  # under torchrun only rank 0 writes and reports
+            return 0
         if args.json:
             print(json.dumps(summary, indent=2, default=float))
         else:

@@ -74,3 +74,18 @@ def test_nan_guard_stops_both_ranks(ddp_run):
     _, ranks = ddp_run
     for r in ranks:
         assert r["diverged"] is not None and "NaN/Inf" in r["diverged"]
+
+
+@pytest.mark.slow
+def test_train_vae_example_under_torchrun_writes_once(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", str(ROOT / "examples" / "train_vae.py"), "--dataset", "mnist", "--quick",
+           "--epochs", "1", "--max-samples", "200", "--iwae-samples", "0", "--out", str(out), "--no-progress", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_run"] == 1 and proc.stdout.count('"epochs_run"') == 1  # rank 0 alone reports
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["meta"]["world_size"] == 2

@@ -192,8 +192,11 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         if o["compile"]:
             model.compile()
-        self.step_module = (torch.nn.parallel.DistributedDataParallel(dd.LossModule(model, self.loss))
-                            if self.dist.active else None)
+        self.step_module = None
+        if self.dist.active:  # parameters the loss never uses (e.g. a head an objective ignores) need DDP told
+            unused = _unused_parameters(model, self.train_imgs, o["transform"], self.loss, self.params)
+            self.step_module = torch.nn.parallel.DistributedDataParallel(dd.LossModule(model, self.loss),
+                                                                         find_unused_parameters=unused)
         self.acc_dtype = torch.float64 if dev.type in ("cpu", "cuda") else torch.float32
         self.config = self._config(o)
         self.history = History(meta={**self.config, "device": str(dev), "data_on_device": self.train_imgs.on_device,
@@ -438,6 +441,17 @@ def _probe(model: nn.Module, images: DeviceImages, transform, who: str, forward=
         keys = check_terms(terms, who)
     del terms
     return keys
+
+
+def _unused_parameters(model: nn.Module, images: DeviceImages, transform, forward, params) -> bool:
+    """Whether some trainable parameter gets no gradient from the loss (one backward on 8 images,
+    gradients discarded)."""
+    x = images.batch(torch.arange(min(images.n, 8), device=images.index_device))
+    if transform is not None:
+        x = transform(x)
+    with eval_mode(model):
+        grads = torch.autograd.grad(forward(x, False)["loss"], params, allow_unused=True)
+    return any(g is None for g in grads)
 
 
 @torch.inference_mode()
