@@ -148,3 +148,36 @@ def test_vampprior_with_batchnorm_dropout_encoder_is_deterministic_and_leaves_bn
     assert torch.allclose(a, torch.logsumexp(comp, 1) - np.log(3), atol=1e-5)
     a.sum().backward()  # gradients still reach the pseudo-inputs and the encoder
     assert prior.pseudo_inputs.grad is not None and prior.pseudo_inputs.grad.abs().sum() > 0
+
+
+def test_vae_refuses_a_prior_with_the_wrong_shapes_at_construction():
+    from vae.model import VAE
+    from vae.nets import MLPDecoder
+
+    class Batched(Prior):  # the latent dimension as a batch dimension: .to_event(1) forgotten
+        def __init__(self, latent_dim, event=False, size=None):
+            super().__init__(latent_dim)
+            self.register_buffer("loc", torch.zeros(size or latent_dim))
+            self.event = event
+
+        def distribution(self):
+            d = pyro.distributions.Laplace(self.loc, torch.ones_like(self.loc))
+            return d.to_event(1) if self.event else d
+
+    enc, dec = MLPEncoder(3, (1, 2, 2), (8,)), MLPDecoder(3, (1, 2, 2), (8,))
+    with pytest.raises(ValueError, match=r"Batched\.distribution\(\) has batch_shape \(3,\) and event_shape \(\); "
+                                         r"a prior must have batch_shape \(\) and event_shape \(latent_dim,\) = \(3,\)"
+                                         r".*add \.to_event\(1\)"):
+        VAE(enc, dec, Batched(3))
+    with pytest.raises(ValueError, match=r"event_shape \(4,\); a prior must have .* = \(3,\)$"):
+        VAE(enc, dec, Batched(3, event=True, size=4))  # the wrong latent size
+    with pytest.raises(ValueError, match=r"batch_shape \(2,\) and event_shape \(3,\)"):
+        bad = Batched(3, event=True)
+        bad.loc = torch.zeros(2, 3)
+        VAE(enc, dec, bad)
+    ok = Batched(3, event=True)
+    assert ok.check_distribution().event_shape == (3,)
+    vae = VAE(enc, dec, ok)  # the right shapes build and train
+    assert set(vae.loss_terms(torch.ones(4, 1, 2, 2))) == {"loss", "recon", "kl"}
+    for prior in (StandardNormal(3), MixtureOfGaussians(3, 2), VampPrior(enc, 4, (1, 2, 2))):
+        assert VAE(enc, dec, prior).latent_dim == 3

@@ -52,7 +52,8 @@ class VAE(nn.Module):
     Args:
         encoder: ``encoder(x) -> (loc, scale)``, each (B, D).
         decoder: ``decoder(z) -> out`` shaped like x (logits for Bernoulli, mean for Gaussian).
-        prior: a :class:`vae.priors.Prior` with ``latent_dim == D``.
+        prior: a :class:`vae.priors.Prior` with ``latent_dim == D`` whose ``distribution()`` has
+            batch_shape ``()`` and event_shape ``(D,)`` (checked here: ``ValueError`` otherwise).
         likelihood: ``"bernoulli"`` (logits), ``"gaussian"`` (learned global σ) or a
             :class:`vae.likelihoods.Likelihood` (e.g. ``GaussianLikelihood(scale=0.1)``, fixed σ).
         beta: weight of the KL term, > 0 (β-VAE).
@@ -93,6 +94,8 @@ class VAE(nn.Module):
         dec_dim = getattr(decoder, "latent_dim", None)
         if dec_dim is not None and int(dec_dim) != prior.latent_dim:
             raise ValueError(f"decoder latent_dim {dec_dim} != prior latent_dim {prior.latent_dim}")
+        with torch.no_grad():
+            prior.check_distribution()  # batch_shape (), event_shape (D,): a clear error now, not in Pyro's plate
         if analytic_kl and not prior.analytic_kl:
             raise ValueError(f"analytic_kl=True, but {type(prior).__name__} has no closed-form KL to a Normal guide")
         self.encoder = encoder

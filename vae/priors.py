@@ -1,7 +1,8 @@
 """Priors p(z) for Pyro VAEs, behind one small interface.
 
 A prior is an ``nn.Module`` with ``latent_dim`` and ``distribution()``, which returns a Pyro
-distribution with ``batch_shape == ()`` and ``event_shape == (latent_dim,)``. Its parameters and
+distribution with ``batch_shape == ()`` and ``event_shape == (latent_dim,)`` (``VAE(...)`` checks
+both when it is built, :meth:`Prior.check_distribution`). Its parameters and
 buffers move with ``.to(device)``; nothing here hard-codes a device. A new prior is one short class:
 
 >>> import torch, pyro.distributions as dist
@@ -43,6 +44,21 @@ class Prior(nn.Module):
 
     def distribution(self) -> dist.TorchDistribution:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check_distribution(self) -> dist.TorchDistribution:
+        """:meth:`distribution`, after checking its shapes: ``batch_shape == ()`` and
+        ``event_shape == (latent_dim,)``, else a ``ValueError`` that says what is wrong.
+        ``VAE(...)`` calls it when it is built, so a prior whose latent dimension is a batch
+        dimension (a missing ``.to_event(1)``) fails there, not deep inside Pyro's ``plate``."""
+        d = self.distribution()
+        batch, event = tuple(d.batch_shape), tuple(d.event_shape)
+        if batch != () or event != (self.latent_dim,):
+            hint = (" (the latent dimension is a batch dimension: add .to_event(1) to the distribution)"
+                    if batch and batch[-1] == self.latent_dim and event == () else "")
+            raise ValueError(
+                f"{type(self).__name__}.distribution() has batch_shape {batch} and event_shape {event}; "
+                f"a prior must have batch_shape () and event_shape (latent_dim,) = ({self.latent_dim},){hint}")
+        return d
 
     def log_prob(self, z: Tensor) -> Tensor:
         """log p(z) for z of shape (..., D) -> (...)."""
