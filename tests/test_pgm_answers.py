@@ -1,4 +1,4 @@
-"""The answer key of exercises.md Q1.1–Q1.3, asserted exactly."""
+"""The answer key of docs/exercises.md Q1.1–Q1.3, asserted exactly."""
 import pytest
 
 from pgm.blanket import markov_blanket
@@ -61,7 +61,7 @@ def test_q12_maps_not_dmap_not_imap_with_genuine_counterexamples():
     assert decide(mn, ce).independent and not decide(bn, ce).independent
     ce = r.dmap_counterexample            # d-separated in the BN, connected in the MN
     assert decide(bn, ce).independent and not decide(mn, ce).independent
-    # the report's counterexample, and the spec's I-map one
+    # the report's counterexample, and the I-map one it missed (docs/exercises.md)
     stc = Statement.of("S", "T", ["O"])
     assert decide(bn, stc).independent and not decide(mn, stc).independent
     assert str(decide(mn, stc).witness) == "S – B – T"

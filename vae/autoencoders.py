@@ -1,11 +1,15 @@
-"""Deterministic autoencoders (seeds 001 and 002): plain, denoising and super-resolution.
+"""Deterministic autoencoders: plain, denoising and super-resolution.
+
+They follow two Persian texts on autoencoders that the project started from: a Keras tutorial
+with a plain MNIST autoencoder (784 -> 16 -> 784, squared error), and a translated course lesson
+on their uses (denoising, super-resolution); see ``docs/exercises.md``.
 
 All three are plain torch modules with ``loss_terms(x) -> {"loss", "mse"}`` (per-batch sums of
 squared errors), so they train with ``vae.train.fit``; the corruption (noise, down-sampling) happens
 inside ``loss_terms`` on the device, with a fresh draw per batch, and the target is the clean x.
 
 * :class:`Autoencoder`: x -> encoder -> code -> decoder -> x_hat in [0, 1] (sigmoid), MSE to x.
-  ``Autoencoder.mlp()`` is the seed's MNIST model, 784 -> 16 -> 784.
+  ``Autoencoder.mlp()`` is the tutorial's MNIST model, 784 -> 16 -> 784.
 * :class:`DenoisingAutoencoder`: input ``corrupt(x)`` (Gaussian or salt-and-pepper noise), target x.
   Baseline: the noisy input itself.
 * :class:`SuperResolutionAutoencoder`: input ``downsample(x)`` (``factor``x average pooling,
@@ -92,7 +96,7 @@ def mlp_codec(input_shape: Sequence[int], code_dim: int, hidden_sizes: Sequence[
               output_shape: Sequence[int] | None = None) -> tuple[nn.Module, nn.Module]:
     """Fully connected (encoder, decoder): flatten -> hidden (ReLU) -> code (ReLU) and code ->
     reversed hidden (ReLU) -> output logits reshaped to ``output_shape`` (default ``input_shape``).
-    ``hidden_sizes=()`` gives the seed's single-layer 784 -> 16 -> 784."""
+    ``hidden_sizes=()`` gives the tutorial's single-layer 784 -> 16 -> 784."""
     output_shape = tuple(input_shape if output_shape is None else output_shape)
     enc: list[nn.Module] = [nn.Flatten()]
     sizes = [_prod(input_shape), *map(int, hidden_sizes), int(code_dim)]
@@ -125,7 +129,7 @@ class Autoencoder(nn.Module):
     @classmethod
     def mlp(cls, input_shape: Sequence[int] = (1, 28, 28), code_dim: int = 16,
             hidden_sizes: Sequence[int] = (), **kwargs) -> "Autoencoder":
-        """An MLP autoencoder (default: the seed's 784 -> 16 -> 784); ``kwargs`` go to the class."""
+        """An MLP autoencoder (default: the tutorial's 784 -> 16 -> 784); ``kwargs`` go to the class."""
         return cls(*mlp_codec(input_shape, code_dim, hidden_sizes), **kwargs)
 
     def model_input_shape(self, image_shape: Sequence[int]) -> tuple[int, ...]:

@@ -3,9 +3,10 @@
 Encoder contract: ``encoder(x) -> (loc, scale)``, each (B, D), scale = exp(0.5·log_var) > 0.
 Decoder contract: ``decoder(z) -> tensor shaped like x`` (logits for Bernoulli, mean for Gaussian).
 
-* :class:`ConvEncoder64` / :class:`ConvDecoder64`: the seed report's network for 64×64×1 images
-  (dSprites), with the report's parameter counts (BatchNorm parameters aside: the Keras summary lists
-  them as separate layers).
+* :class:`ConvEncoder64` / :class:`ConvDecoder64`: the network of the original homework report (a
+  Persian course report on deep generative models whose β-VAE study on dSprites the toolkit
+  redoes; see ``docs/exercises.md``) for 64×64×1 images, with the report's parameter counts
+  (BatchNorm parameters aside: the Keras summary lists them as separate layers).
 * :class:`StandardEncoder64` / :class:`StandardDecoder64`: the standard network of the
   disentanglement literature (disentanglement_lib's ``conv_encoder``/``deconv_decoder``, Burgess et
   al. 2018): four 4×4 stride-2 convolutions (32, 32, 64, 64, ReLU), dense 256, Gaussian heads; the
@@ -89,7 +90,7 @@ def _check_rate(dropout: float) -> float:
 
 
 class ConvEncoder64(nn.Module):
-    """The seed's encoder: 3× [Conv 3×3 stride 2 (32, 64, 128) → BN → LeakyReLU → Dropout],
+    """The original report's encoder: 3× [Conv 3×3 stride 2 (32, 64, 128) → BN → LeakyReLU → Dropout],
     Flatten (8192) → Dense 256 → BN → LeakyReLU → Dropout → heads z_mean, z_log_var.
 
     Input (B, in_channels, 64, 64). ``forward`` returns (loc, scale).
@@ -131,7 +132,7 @@ class ConvEncoder64(nn.Module):
 
 
 class ConvDecoder64(nn.Module):
-    """The seed's decoder: Dense D → 8·8·128 → LeakyReLU, reshape (128, 8, 8),
+    """The original report's decoder: Dense D → 8·8·128 → LeakyReLU, reshape (128, 8, 8),
     3× [ConvTranspose 3×3 stride 2 (128, 64, 32) → BN → LeakyReLU], ConvTranspose 32 → out_channels
     (3×3, stride 1, no bias) → logits (B, out_channels, 64, 64).
     """

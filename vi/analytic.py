@@ -1,4 +1,4 @@
-"""Closed forms for the Gamma exercise (Q1.4) and its generalisations.
+"""Closed forms for the Gamma exercise (Q1.4 of ``docs/exercises.md``) and its generalisations.
 
 Model::
 

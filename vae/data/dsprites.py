@@ -408,7 +408,8 @@ def load_dsprites(max_samples=None, seed: int = 0, path=None, cache_dir=None, *,
 
     ``factors`` are the classes of the 5 varying factors (shape, scale, orientation, posX, posY),
     ``factor_values`` their value grids. ``max_samples`` draws a random subset with
-    ``numpy.random.default_rng(seed)`` (sorted by index; the seed study uses 200,000).
+    ``numpy.random.default_rng(seed)`` (sorted by index; the original report's β-VAE study uses
+    200,000).
 
     Source: ``path`` (an official-format npz, read without unpickling) when given; else the official
     npz if it is in ``cache_dir`` (default ``~/.cache/pgm-vi-vae/dsprites``) and its md5 is the
