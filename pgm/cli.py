@@ -1,4 +1,4 @@
-"""Command line of ``examples/check_independence.py`` (see ``--help``)."""
+"""Command line of ``examples/check_independence.py`` and of the installed ``pgm-check`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="check_independence.py",
+    p = argparse.ArgumentParser(  # prog: the name it was run by (check_independence.py or pgm-check)
         description="Decide conditional-independence statements on Bayesian networks (d-separation) "
                     "and Markov networks (separation), with the reason: an active trail, or every "
                     "trail and the node and rule that block it.",

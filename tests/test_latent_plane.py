@@ -1,9 +1,7 @@
 """The 2-d latent VAE (seed 002): the decoded latent plane, and the example that draws it."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +9,10 @@ import torch
 from scipy.stats import norm
 
 from vae.analysis import latent_plane_grid
+from vae.cli import latent_plane
 from vae.model import VAE
 from vae.nets import MLPDecoder, MLPEncoder
 from vae.priors import StandardNormal
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _vae(latent_dim: int = 2) -> VAE:
@@ -49,16 +46,8 @@ def test_a_latent_that_is_not_2d_is_refused():
         latent_plane_grid(_vae(latent_dim=3))
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_example_writes_the_plane_scatter_and_summary(tmp_path, capsys):
-    cli = _load("vae_latent_plane")
-    summary = cli.main(["--epochs", "3", "--batch-size", "16", "--max-samples", "600", "--iwae-samples", "5", "--grid", "6",
+    summary = latent_plane.run_cli(["--epochs", "3", "--batch-size", "16", "--max-samples", "600", "--iwae-samples", "5", "--grid", "6",
                         "--out", str(tmp_path), "--no-progress", "--json", "--device", "cpu"])
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(summary, default=float))
     for name in ("latent_plane.png", "latent_scatter.png", "reconstructions.png", "loss_curves.png",
@@ -71,7 +60,7 @@ def test_example_writes_the_plane_scatter_and_summary(tmp_path, capsys):
 
 
 def test_knn_accuracy_separates_clusters_from_noise():
-    cli = _load("vae_latent_plane")
+    cli = latent_plane
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 50)
     clusters = np.c_[labels * 10.0, np.zeros(200)] + rng.normal(size=(200, 2))

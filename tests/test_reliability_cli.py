@@ -1,4 +1,4 @@
-"""Issue 13, items 5 and 8: one error handling for every example (examples/_cli.py run_main).
+"""Issue 13, items 5 and 8: one error handling for every example (vae.cli.options.run_main).
 Every number validated (exit 2, argparse's message); ValueError / OSError (unwritable --out, a
 full disk) / out-of-memory / TrainingDiverged: one ``error:`` line and exit 2; Ctrl-C: exit 130
 with a note of what was kept. Subprocesses run the real scripts; training is replaced by a stub
@@ -6,7 +6,6 @@ that raises, so no test trains."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import signal
@@ -174,12 +173,11 @@ def test_a_real_ctrl_c_during_training_keeps_the_checkpoint(tmp_path):
     assert not (out / ".run.lock").exists()
 
 
-# ------------------------------------------------------------------------------------ _cli itself
+# ---------------------------------------------------------------------- vae.cli.options itself
 def _cli():
-    spec = importlib.util.spec_from_file_location("examples_cli", EXAMPLES / "_cli.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    import vae.cli.options
+
+    return vae.cli.options
 
 
 def test_run_main_maps_exceptions_to_exit_codes(capsys):

@@ -1,4 +1,4 @@
-"""examples/train_scvae.py: a tiny run writes its files and reports the SC-VAE sparser than the VAE."""
+"""examples/train_scvae.py (vae.cli.scvae): a tiny run writes its files and reports the SC-VAE sparser than the VAE."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from vae.cli import scvae
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,8 +20,7 @@ def _load():
 
 
 def test_tiny_run_files_and_sparsity(tmp_path, capsys):
-    cli = _load()
-    summary = cli.main(["--epochs", "2", "--max-samples", "600", "--iwae-samples", "5", "--batch-size", "32",
+    summary = scvae.run_cli(["--epochs", "2", "--max-samples", "600", "--iwae-samples", "5", "--batch-size", "32",
                         "--out", str(tmp_path), "--no-progress", "--json", "--device", "cpu"])
     assert json.loads(capsys.readouterr().out)["models"].keys() == {"vae", "scvae"}
     for name in ("reconstructions.png", "codes.png", "sparsity_table.md", "sparsity_table.csv", "summary.json",

@@ -117,7 +117,8 @@ def test_divergence_keeps_the_completed_epochs_and_suggests_grad_clip(tmp_path, 
 def test_reconstruction_figure_shows_one_test_digit_per_class():
     from vae.data.mnist import load_mnist
 
-    script = _load_script()
+    import vae.cli.train as script  # the module examples/train_vae.py wraps
+
     test = load_mnist(split="test")
     s = {"val_fraction": 0.05, "seed": 0}
     shown = script.shown_images(s, test, test)

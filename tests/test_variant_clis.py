@@ -1,4 +1,5 @@
-"""examples/train_vqvae.py and examples/train_autoencoder.py: tiny runs, their files, numbers and errors."""
+"""examples/train_vqvae.py and examples/train_autoencoder.py (vae.cli.vqvae, vae.cli.autoencoder): tiny runs,
+their files, numbers and errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from vae.cli import autoencoder, vqvae
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +21,7 @@ def _load(name: str):
 
 
 def test_vqvae_reseeding_uses_more_codes_and_every_variant_beats_the_mean_image(tmp_path, capsys):
-    summary = _load("train_vqvae").main(
+    summary = vqvae.run_cli(
         ["--quick", "--variants", "plain", "plain+reseed", "--max-samples", "1000", "--epochs", "3",
          "--out", str(tmp_path), "--no-progress", "--json", "--device", "cpu"])
     assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "summary.json").read_text())
@@ -33,7 +36,7 @@ def test_vqvae_reseeding_uses_more_codes_and_every_variant_beats_the_mean_image(
 
 
 def test_autoencoder_superres_beats_bicubic_and_plain_has_only_a_reference(tmp_path, capsys):
-    summary = _load("train_autoencoder").main(
+    summary = autoencoder.run_cli(
         ["--task", "plain", "superres", "--epochs", "1", "--max-samples", "600", "--out", str(tmp_path),
          "--no-progress", "--json", "--device", "cpu"])
     tasks = json.loads(capsys.readouterr().out)["tasks"]

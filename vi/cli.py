@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """The Gamma exercise (Q1.4) solved in closed form and with Pyro SVI, side by side.
 
 Model: z ~ Exponential(1), x | z ~ Exponential(rate z); q_theta(z) = Gamma(shape 2, rate theta).
@@ -28,13 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-try:  # the package, when pip-installed; else the checkout this script lives in
-    import vi  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cli beside this script
-
-from _cli import nonneg_int as _nonneg_int, positive_int as _positive_int, run_main  # noqa: E402
+from vae.cli.options import add_device_option, add_seed_option, add_threads_option
+from vae.cli.options import positive_int as _positive_int, run_main, set_threads
 
 DEFAULT_XS = (0.0, 1.0, 3.0, 10.0)
 QUICK_STEPS = 500
@@ -63,7 +57,6 @@ def _parse_data(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gamma_vi.py",
         description=(
             "Variational inference for z ~ Exponential(1), x|z ~ Exponential(rate z) with "
             "q(z) = Gamma(alpha, rate theta): the closed-form optimum (theta* = x + 1, "
@@ -101,11 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=("meanfield", "trace"), default="meanfield",
                    help="meanfield: TraceMeanField_ELBO with the analytic KL(Gamma||Exponential)"
                         " (default); trace: Trace_ELBO")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: 0)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object instead of the text report (see the module doc)")
-    p.add_argument("--plot", type=Path, metavar="DIR", default=None,
+    r = p.add_argument_group("run (the options every command shares)")
+    add_device_option(r, help="auto or cpu (default: auto, which is the CPU here: the model has two scalar "
+                              "parameters, a GPU would only add transfers)")
+    add_seed_option(r)
+    add_threads_option(r)
+    r.add_argument("--plot", "--out", dest="plot", type=Path, metavar="DIR", default=None,
                    help="save PNGs into DIR: theta trajectory, ELBO curve, KL, q vs posterior")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of the text report (see the module doc)")
+    r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar (none is shown with --json, "
+                                                              "or when stderr is not a terminal)")
     return p
 
 
@@ -127,7 +126,9 @@ HEADER = (f"{'x':>7} {'θ*':>9} {'θ_svi':>9} {'rel.err':>8} {'ELBO (MC ± se)':
           f" {'log p(x)':>10} {'|gap|':>9} {'KL end':>9} {'time':>7}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, fit and report (text, or one JSON object with ``--json``); returns that JSON object.
+    Errors propagate (:func:`main` handles them)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if not 1e-3 < args.lr <= MAX_LR:
             raise ValueError(f"--lr must be in (1e-3, {MAX_LR:g}] (above the final learning rate 1e-3; larger steps "
                              f"of log theta overflow); got {args.lr}")
+        if args.device not in ("auto", "cpu"):
+            raise ValueError(f"--device {args.device}: this command runs on the CPU; use cpu or auto")
     except ValueError as e:
         parser.error(str(e))
     steps = args.steps or (QUICK_STEPS if args.quick else (2000 if args.learn_shape else 500))
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot is not None:  # an unwritable --plot fails now, not after the fits (run_main: `error:`, exit 2)
         args.plot.mkdir(parents=True, exist_ok=True)
 
+    set_threads(args.threads)
     from vi.svi import fit
 
     results = []
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, value in problems:
         r = fit(value, alpha=args.shape, learn_shape=args.learn_shape, steps=steps,
                 num_particles=args.particles, lr=args.lr, loss=args.loss, seed=args.seed,
-                progress=sys.stderr.isatty() and not args.json)
+                progress=sys.stderr.isatty() and not args.json and not args.no_progress)
         d = r.to_dict()
         bad = [k for k, v in d.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
@@ -203,16 +207,16 @@ def main(argv: list[str] | None = None) -> int:
         summary_png = str(plot_theta_vs_x([(v, r) for _, v, r, _ in results],
                                           args.plot / "gamma_vi_theta_vs_x.png"))
 
+    if len(results) == 1:
+        out = results[0][3]
+    else:
+        out = {"symbolic": symbolic, "settings": settings,
+               "fits": [d for *_, d in results], "wall_seconds": wall}
+        if summary_png:
+            out["summary_plot"] = summary_png
     if args.json:
-        if len(results) == 1:
-            out = results[0][3]
-        else:
-            out = {"symbolic": symbolic, "settings": settings,
-                   "fits": [d for *_, d in results], "wall_seconds": wall}
-            if summary_png:
-                out["summary_plot"] = summary_png
         print(json.dumps(out, indent=2))
-        return 0
+        return out
 
     loss_name = ("TraceMeanField_ELBO (analytic KL(Gamma‖Exponential))" if args.loss == "meanfield"
                  else "Trace_ELBO")
@@ -259,8 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     if summary_png:
         print(f"plot: {summary_png}")
     print(f"total wall time {wall:.1f}s")
-    return 0
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling (an ``error:`` line and
+    exit 2; Ctrl-C 130); returns the exit status."""
+    return run_main(run_cli, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    raise SystemExit(main())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Deterministic autoencoders on MNIST (seeds 001 and 002): plain, denoising, super-resolution.
 
 Tasks (--task, several allowed, default: all four):
@@ -25,18 +24,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
-
-from _cli import (  # noqa: E402
+from vae.cli.options import (
     add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log, run_folder, run_main,
-    write_summary,
+    set_threads, write_summary,
 )
 
 TASKS = ("plain", "denoise", "denoise_sp", "superres")
@@ -135,7 +128,9 @@ def run_task(task: str, args, train, test, out: Path, log) -> dict:
     return row
 
 
-def main(argv=None) -> dict:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, claim the run folder, train and evaluate the tasks; returns the summary. Errors
+    propagate (:func:`main` handles them)."""
     args = build_parser().parse_args(argv)
     args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
     tasks = TASKS if "all" in args.task else tuple(dict.fromkeys(args.task))
@@ -148,12 +143,10 @@ def run(args, tasks, out: Path) -> dict:
     """Train and evaluate ``tasks`` into the claimed folder ``out``; returns the summary."""
     log = progress_log(args.json)
 
-    import torch
-
     from vae.data.mnist import load_mnist
     from vae.device import resolve_device
 
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+    set_threads(args.threads)
     args.device = str(resolve_device(args.device))
     train = load_mnist(split="train", max_samples=args.max_samples, seed=args.seed)
     test = load_mnist(split="test")
@@ -166,5 +159,10 @@ def run(args, tasks, out: Path) -> dict:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling; returns the exit status."""
+    return run_main(run_cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    raise SystemExit(main())

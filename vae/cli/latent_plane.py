@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """A VAE with a 2-d latent on MNIST (seed 002): the latent plane as a grid of digits and as a scatter.
 
 The model is the library's Pyro VAE (MLP encoder/decoder 512-256, N(0, I) prior, Bernoulli
@@ -18,17 +17,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
-
-from _cli import (  # noqa: E402
+from vae.cli.options import (
     add_run_options, fraction, int_in, nonneg_int, positive_float, positive_int, progress_log, run_folder,
-    run_main, write_summary,
+    run_main, set_threads, write_summary,
 )
 
 DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 6
@@ -36,7 +30,7 @@ HIDDEN = (512, 256)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vae_latent_plane.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"epochs (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
@@ -61,7 +55,9 @@ def knn_accuracy(points, labels, k: int = 5, folds: int = 5, seed: int = 0) -> f
     return float(cross_val_score(KNeighborsClassifier(k), points, labels, cv=cv).mean())
 
 
-def main(argv=None) -> dict:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, claim the run folder, train and draw the plane; returns the summary. Errors propagate
+    (:func:`main` handles them)."""
     args = build_parser().parse_args(argv)
     args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
     args.batch_size = args.batch_size or (32 if args.quick else 100)
@@ -88,6 +84,7 @@ def run(args, out: Path) -> dict:
     from vae.priors import StandardNormal
     from vae.train import fit
 
+    set_threads(args.threads)
     device = resolve_device(args.device)
     train = load_mnist(split="train", max_samples=args.max_samples, seed=args.seed)
     test = load_mnist(split="test")
@@ -132,5 +129,10 @@ def run(args, out: Path) -> dict:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling; returns the exit status."""
+    return run_main(run_cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    raise SystemExit(main())

@@ -1,6 +1,10 @@
-"""What the example scripts share: argument types (each parses one number, rejects NaN/Inf and
-out-of-range values, and names what it expected), the run options, the run folder, and one error
-handling (:func:`run_main`).
+"""The options and error handling every command line of the package shares (``vae.cli.*`` and
+``vi.cli``): argument types (each parses one number, rejects NaN/Inf and out-of-range values, and
+names what it expected), the run options (``--device --seed --out --json --threads --no-progress``,
+:func:`add_run_options`), the run folder, and one error handling (:func:`run_main`).
+
+This module imports only the standard library (torch is imported when :func:`set_threads` runs),
+so ``vi.cli`` uses it without importing any VAE code.
 
 >>> positive_int("3"), fraction("0.05"), int_at_least(2)("20"), float_in(0, 10, low_open=True)("2.5")
 (3, 0.05, 20, 2.5)
@@ -15,13 +19,15 @@ import argparse
 import errno
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "int_at_least", "int_in",
-           "float_in", "add_run_options", "add_overwrite_option", "run_folder", "run_main", "error_message",
-           "progress_log", "write_summary"]
+           "float_in", "add_run_options", "add_device_option", "add_seed_option", "add_threads_option",
+           "add_overwrite_option", "default_threads", "set_threads", "THREADS_HELP", "MAX_THREADS", "run_folder",
+           "run_main", "error_message", "progress_log", "write_summary"]
 
 
 def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
@@ -73,7 +79,7 @@ def float_in(low: float | None = None, high: float | None = None, *, low_open: b
 
 
 def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
-    """Write an example's headline numbers as JSON to ``path`` (and to stdout with ``echo``: ``--json``).
+    """Write a command's headline numbers as JSON to ``path`` (and to stdout with ``echo``: ``--json``).
 
     Numpy scalars and other non-JSON numbers are written as floats.
     """
@@ -84,17 +90,79 @@ def write_summary(summary: dict, path: str | Path, echo: bool = False) -> Path:
     return Path(path)
 
 
-def add_run_options(p: argparse.ArgumentParser, *, out: str | None, quick: str, out_help: str | None = None) -> None:
-    """The options every training example shares: ``--quick`` (described by ``quick``), ``--device``,
-    ``--seed``, ``--out`` (default ``out``; ``out_help`` describes a default computed later),
-    ``--overwrite``, ``--json``, ``--no-progress``."""
+def add_run_options(p, *, out: str | None, quick: str, out_help: str | None = None, seed_help: str | None = None,
+                    threads_help: str | None = None) -> None:
+    """The options every training command shares: ``--quick`` (described by ``quick``), ``--device``,
+    ``--seed`` (``seed_help``: another description), ``--threads`` (``threads_help``: a note on this
+    command's own default), ``--out`` (default ``out``; ``out_help`` describes a default computed
+    later), ``--overwrite``, ``--json``, ``--no-progress``. ``p``: a parser or an argument group."""
     p.add_argument("--quick", action="store_true", help=quick)
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
+    add_device_option(p)
+    add_seed_option(p, seed_help)
+    add_threads_option(p, threads_help)
     p.add_argument("--out", default=out, help=f"output directory (default: {out_help or out})")
     add_overwrite_option(p)
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+
+
+def add_device_option(p, help: str | None = None) -> None:
+    """``--device``: auto (CUDA when available), cpu, cuda, cuda:N."""
+    p.add_argument("--device", default="auto",
+                   help=help or "auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
+
+
+def add_seed_option(p, help: str | None = None) -> None:
+    """``--seed``: an integer >= 0, default 0."""
+    p.add_argument("--seed", type=nonneg_int, default=0, help=help or "random seed (default: 0)")
+
+
+# ------------------------------------------------------------------------------------- threads
+MAX_THREADS = 1024
+
+
+def default_threads() -> int:
+    """The default of ``--threads``: ``$OMP_NUM_THREADS`` when it is set to a positive integer, else
+    ``min(4, usable CPU cores)``.
+
+    torch's own default is one thread per core; on a shared machine (a 2-core one running another
+    job) those threads compete with each other and with the other job, and small models run 4-20x
+    slower than with few threads; beyond about 4 threads the models here gain little.
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return min(int(env), MAX_THREADS)
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cgroups)
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+THREADS_HELP = ("torch CPU threads, 1 to {max} (default: $OMP_NUM_THREADS when set, else min(4, usable CPU cores), "
+                "{n} here; torch's own default of one thread per core oversubscribes a shared machine and can make "
+                "a run several times slower)")
+
+
+def add_threads_option(p, note: str | None = None) -> None:
+    """``--threads N`` (``None`` when not given: :func:`set_threads` then uses :func:`default_threads`);
+    ``note`` adds a sentence on the command's own default."""
+    text = THREADS_HELP.format(max=MAX_THREADS, n=default_threads())
+    if note:
+        text = text[:-1] + f"; {note})"
+    p.add_argument("--threads", type=int_in(1, MAX_THREADS), default=None, metavar="N", help=text)
+
+
+def set_threads(n: int | None) -> int:
+    """``torch.set_num_threads`` with ``n``, or with :func:`default_threads` when ``n`` is ``None``;
+    returns the number set."""
+    import torch
+
+    n = default_threads() if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"--threads must be >= 1; got {n}")
+    torch.set_num_threads(n)
+    return n
 
 
 def add_overwrite_option(p) -> None:
@@ -105,7 +173,7 @@ def add_overwrite_option(p) -> None:
 
 
 def run_folder(out: str | Path, args: argparse.Namespace, *, can_resume: bool = False):
-    """The examples' one run-folder claim (:class:`vae.runfolder.RunFolder`) for ``--out``: a lock
+    """The commands' one run-folder claim (:class:`vae.runfolder.RunFolder`) for ``--out``: a lock
     while the run writes, no silent overwrite of a previous run, writability checked up front."""
     from vae.runfolder import RunFolder
 
@@ -126,7 +194,7 @@ def _is(err: BaseException, module: str, name: str) -> bool:
 
 
 def error_message(err: BaseException, hints: Mapping[type, str] | None = None) -> str | None:
-    """The one-line message an example prints for ``err`` after ``error:``; ``None`` for an
+    """The one-line message a command prints for ``err`` after ``error:``; ``None`` for an
     exception that is a bug (it keeps its traceback)."""
     extra = next((h for t, h in (hints or {}).items() if isinstance(err, t)), "")
     extra = f" {extra}" if extra else ""
@@ -154,7 +222,7 @@ def error_message(err: BaseException, hints: Mapping[type, str] | None = None) -
 
 
 def _interrupted_note(err: KeyboardInterrupt) -> str:
-    """What an interrupted example says: where it stopped, what it kept, how to continue."""
+    """What an interrupted command says: where it stopped, what it kept, how to continue."""
     parts = ["interrupted"]
     if str(err):
         parts[0] += f": {_one_line(err)}"
@@ -173,7 +241,7 @@ def _interrupted_note(err: KeyboardInterrupt) -> str:
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None, *,
              hints: Mapping[type, str] | None = None) -> int:
-    """Run an example's ``main(argv)`` with the examples' one error handling; return the exit code.
+    """Run a command's ``main(argv)`` with the commands' one error handling; return the exit code.
 
     * ``ValueError`` (bad input, a corrupt file, a refused run folder), ``OSError`` (unwritable
       ``--out``, a full disk, no network), out-of-memory errors (torch's included) and
@@ -199,7 +267,7 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
 
 
 def progress_log(as_json: bool) -> Callable[[str], None]:
-    """A ``log(msg)`` for an example's progress lines: stdout, or stderr when stdout carries ``--json``."""
+    """A ``log(msg)`` for a command's progress lines: stdout, or stderr when stdout carries ``--json``."""
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if as_json else sys.stdout, flush=True)

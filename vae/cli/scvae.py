@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Train an SC-VAE (sparse-coding VAE, LISTA encoder, l1 penalty) on MNIST beside a plain VAE.
 
 Both models are Pyro model/guide pairs with the same MLP feature layers (512-256), latent size,
@@ -24,18 +23,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
-
-from _cli import (  # noqa: E402
+from vae.cli.options import (
     add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log, run_folder,
-    run_main, write_summary,
+    run_main, set_threads, write_summary,
 )
 
 MODELS = ("vae", "scvae")
@@ -44,7 +37,7 @@ HIDDEN = (512, 256)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_scvae.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train (default: both)")
     p.add_argument("--lam", type=nonneg_float, default=0.1,
@@ -155,7 +148,9 @@ def run_model(name: str, args, train, test_x, out: Path, log) -> tuple[dict, obj
     return row, model, s["codes"]
 
 
-def main(argv=None) -> dict:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, claim the run folder, train and compare the models; returns the summary. Errors
+    propagate (:func:`main` handles them)."""
     args = build_parser().parse_args(argv)
     args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
     args.max_samples = args.max_samples or (2000 if args.quick else None)
@@ -178,6 +173,7 @@ def run(args, out: Path) -> dict:
     from vae.plots import save_image_grid
     from vae.report import markdown_table, write_csv
 
+    set_threads(args.threads)
     args.device = str(resolve_device(args.device))
     train = load_mnist(split="train", max_samples=args.max_samples, seed=args.seed)
     test = load_mnist(split="test")
@@ -211,5 +207,10 @@ def run(args, out: Path) -> dict:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling; returns the exit status."""
+    return run_main(run_cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    raise SystemExit(main())

@@ -25,13 +25,13 @@ import argparse
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vae.cli.options import (add_run_options, float_in, fraction, int_at_least, int_in,
+                             positive_float, positive_int, run_folder, run_main, set_threads)
 
 SEED_DEFAULTS = dict(betas=[1.0, 5.0, 10.0], epochs=50, max_samples=200_000, batch_size=256, lr=1e-3,
                      val_fraction=0.05, latent_dim=16, mig_samples=10_000)
@@ -46,13 +46,9 @@ CODE_LABELS = {"means": "encoder means (recipe)", "sampled": "sampled z ~ q(z|x)
                "null": "null: means, factors shuffled"}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    _cli_path()
-    from _cli import (add_overwrite_option, float_in, fraction, int_at_least, int_in, nonneg_int, positive_float,
-                      positive_int)
-
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (defaults filled in and checked by :func:`parse_args`)."""
     p = argparse.ArgumentParser(
-        prog="dsprites_study.py",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__[__doc__.index("Written under"):],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -83,9 +79,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     pr.add_argument("--claim", action="store_true",
                     help="with --protocol: share the runs with other workers on the same --out (a queue)")
     pr.add_argument("--results", default=None, help="with --protocol: also write the run records to this JSON file")
-    pr.add_argument("--threads", type=int_in(1, 1024), default=None, help="torch threads (default: torch's choice)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: cuda when available)")
-    g.add_argument("--seed", type=nonneg_int, default=0, help="seed of data subset, split, initialisation and batches (default 0)")
     g.add_argument("--resume", action="store_true",
                    help="continue each β from its checkpoint (out/beta_<b>/checkpoint.pt) when present")
     e = p.add_argument_group("evaluation")
@@ -99,17 +92,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     e.add_argument("--traversal-span", type=float_in(0, 10, low_open=True), default=2.5,
                    help="traversal range ±span around 0, in (0, 10] prior standard deviations (default 2.5)")
     o = p.add_argument_group("run")
-    o.add_argument("--quick", action="store_true",
-                   help="smoke test: β 1 and 10, 256 training images, 2 epochs, batch 32, MIG on 10,000 "
-                        "images; measured: 53 s on an idle 2-core CPU (6 min when shared with other jobs) "
-                        "(explicit options still win)")
     o.add_argument("--data-path", default=None, help="official dsprites npz (default: procedural generator / cache)")
     o.add_argument("--cache", action="store_true",
                    help="build/use the 377 MB bit-packed cache of all 737,280 procedural images (default: render only what is needed)")
-    o.add_argument("--out", default="runs/dsprites_study", help="output directory (default runs/dsprites_study)")
-    add_overwrite_option(o)
-    o.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
-    o.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    add_run_options(o, out="runs/dsprites_study",
+                    quick="smoke test: β 1 and 10, 256 training images, 2 epochs, batch 32, MIG on 10,000 "
+                          "images; measured: 53 s on an idle 2-core CPU (6 min when shared with other jobs) "
+                          "(explicit options still win)",
+                    seed_help="seed of data subset, split, initialisation and batches (default 0)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with the study's defaults (or --quick's) filled in and checked."""
+    p = build_parser()
     args = p.parse_args(argv)
     base = dict(SEED_DEFAULTS)
     if args.quick:
@@ -517,13 +513,9 @@ def _cli(args) -> list[str]:
 
 def run_protocol_cli(args) -> dict:
     """``--protocol``: train the protocol's grid (resumable) and write its report."""
-    import torch
-
     from vae.protocol import PROTOCOLS, run_protocol
     from vae.protocol_report import summarise, write_protocol_report
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out if args.out != "runs/dsprites_study" else f"runs/protocol_{args.protocol}")
     records = run_protocol(PROTOCOLS[args.protocol], out, out / "means", args.device, args.shard, args.data_path,
                            progress=not args.no_progress, claim=args.claim)
@@ -535,19 +527,13 @@ def run_protocol_cli(args) -> dict:
     return {"mig": summarise(records) if records else [], "final_losses": [], "wall_seconds": None}
 
 
-def _cli_path() -> None:
-    """Put examples/ (for ``_cli``) on ``sys.path``."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-
-
-def main(argv=None) -> dict:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse and run the study (or ``--protocol``); returns the summary. Errors propagate
+    (:func:`main` handles them)."""
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.protocol:  # the protocol's own claims let several workers share one --out
         return run_protocol_cli(args)
-    from _cli import run_folder
-
     with run_folder(args.out, args, can_resume=True):  # locked, never silently over a previous run, writable
         summary = run(args)
     if args.json:
@@ -556,8 +542,10 @@ def main(argv=None) -> dict:
     return summary
 
 
-if __name__ == "__main__":
-    _cli_path()
-    from _cli import run_main
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling; returns the exit status."""
+    return run_main(run_cli, argv)
 
-    sys.exit(run_main(main))
+
+if __name__ == "__main__":
+    raise SystemExit(main())

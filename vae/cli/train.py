@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Train a Pyro VAE on dSprites or MNIST with a standard-Normal, VampPrior or mixture-of-Gaussians prior.
+"""Train a Pyro VAE on dSprites or MNIST with any registered prior (vae.priors.PRIORS) and objective.
 
 Defaults for dSprites are the seed study's hyper-parameters: 200,000 images, the convolutional
 encoder/decoder of the report, latent 16, batch 256, 50 epochs, Adam 1e-3, validation 5 %, β = 1.
@@ -19,40 +18,117 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
+from vae.cli.options import fraction as _fraction, nonneg_int as _nonneg_int
+from vae.cli.options import positive_float as _positive_float, positive_int as _positive_int
+from vae.cli.options import add_run_options, run_folder, run_main, set_threads
 
-from _cli import fraction as _fraction, nonneg_int as _nonneg_int  # noqa: E402
-from _cli import positive_float as _positive_float, positive_int as _positive_int  # noqa: E402
-from _cli import add_overwrite_option, run_folder, run_main  # noqa: E402
+# --------------------------------------------------------------------------------- data sets
+def _load_dsprites(s: dict, data_path: str | None):
+    """dSprites: (training images, None); a quick run renders only its images, a full run builds
+    (once) and reads the packed cache."""
+    from vae.data.dsprites import load_dsprites
 
-DEFAULTS = {
-    "dsprites": dict(epochs=50, batch_size=256, max_samples=200_000, latent_dim=16, components={"vamp": 100, "mog": 10}),
-    "mnist": dict(epochs=100, batch_size=100, max_samples=None, latent_dim=40, components={"vamp": 500, "mog": 10}),
+    return load_dsprites(max_samples=s["max_samples"], seed=s["seed"], path=data_path,
+                         cache=not s["quick"], progress=True), None
+
+
+def _load_mnist(s: dict, data_path: str | None):
+    """MNIST: (training digits, the held-out test digits)."""
+    from vae.data.mnist import load_mnist
+
+    kw = dict(source=s["mnist_source"], path=data_path)
+    return (load_mnist(split="train", max_samples=s["max_samples"], seed=s["seed"], **kw),
+            load_mnist(split="test", **kw))
+
+
+def _conv64_networks(s: dict, image_shape: tuple[int, ...]):
+    """The 64×64 convolutional pair named by ``--arch`` (``vae.nets.ARCHITECTURES``)."""
+    from vae.nets import make_conv64
+
+    return make_conv64(s.get("arch", "report"), s["latent_dim"])
+
+
+def _mlp_networks(s: dict, image_shape: tuple[int, ...]):
+    """MLP encoder and decoder, hidden layers 300-300."""
+    from vae.nets import MLPDecoder, MLPEncoder
+
+    return (MLPEncoder(s["latent_dim"], image_shape, (300, 300)),
+            MLPDecoder(s["latent_dim"], image_shape, (300, 300)))
+
+
+def _dsprites_settings(args: argparse.Namespace) -> dict:
+    return {"iwae_samples": 0, "arch": args.arch}
+
+
+def _mnist_settings(args: argparse.Namespace) -> dict:
+    iwae = args.iwae_samples if args.iwae_samples is not None else (100 if args.quick else 1000)
+    return {"mnist_source": args.mnist_source, "binarize": args.binarize, "iwae_samples": iwae}
+
+
+def _mnist_transform(s: dict) -> Callable | None:
+    """Dynamic binarisation (resampled every batch) unless ``--binarize none``."""
+    if s["binarize"] != "dynamic":
+        return None
+    from vae.data.mnist import dynamic_binarize
+
+    return dynamic_binarize
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A data set of this command: its loader, its networks, its default and ``--quick`` settings
+    (``components``: K per prior name), its own settings and its batch transform."""
+
+    load: Callable[[dict, str | None], tuple[Any, Any]]
+    networks: Callable[[dict, tuple[int, ...]], tuple[Any, Any]]
+    defaults: dict
+    quick: dict
+    settings: Callable[[argparse.Namespace], dict]
+    transform: Callable[[dict], Callable | None] = lambda s: None
+    latent_by_arch: dict | None = None  # the default latent size per --arch, when it depends on it
+
+
+#: ``--dataset`` names.
+DATASETS: dict[str, DataSet] = {
+    "dsprites": DataSet(
+        load=_load_dsprites, networks=_conv64_networks, settings=_dsprites_settings,
+        defaults=dict(epochs=50, batch_size=256, max_samples=200_000, latent_dim=16,
+                      components={"vamp": 100, "mog": 10}),
+        quick=dict(epochs=2, max_samples=2_000, batch_size=64, components={"vamp": 20, "mog": 10}),
+        latent_by_arch={"report": 16, "standard": 10}),
+    "mnist": DataSet(
+        load=_load_mnist, networks=_mlp_networks, settings=_mnist_settings, transform=_mnist_transform,
+        defaults=dict(epochs=100, batch_size=100, max_samples=None, latent_dim=40,
+                      components={"vamp": 500, "mog": 10}),
+        quick=dict(epochs=5, max_samples=2_000, batch_size=32, components={"vamp": 50, "mog": 10})),
 }
-QUICK = {
-    "dsprites": dict(epochs=2, max_samples=2_000, batch_size=64, components={"vamp": 20, "mog": 10}),
-    "mnist": dict(epochs=5, max_samples=2_000, batch_size=32, components={"vamp": 50, "mog": 10}),
-}
+DEFAULTS = {name: d.defaults for name, d in DATASETS.items()}
+QUICK = {name: d.quick for name, d in DATASETS.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; the choices of --dataset, --prior, --arch and --objective are the registries'
+    (DATASETS, vae.priors.PRIORS, vae.nets.ARCHITECTURES, vae.objectives.OBJECTIVES)."""
+    from vae.nets import ARCHITECTURES
+    from vae.objectives import OBJECTIVES
+    from vae.priors import PRIORS
+
     p = argparse.ArgumentParser(
-        prog="train_vae.py", description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
-    g.add_argument("--dataset", choices=("dsprites", "mnist"), default="dsprites", help="data set (default: dsprites)")
-    g.add_argument("--prior", choices=("normal", "vamp", "mog"), default="normal",
-                   help="prior p(z): standard Normal, VampPrior or learnable mixture of Gaussians (default: normal)")
+    g.add_argument("--dataset", choices=tuple(DATASETS), default="dsprites", help="data set (default: dsprites)")
+    g.add_argument("--prior", choices=tuple(PRIORS), default="normal",
+                   help="prior p(z), any of vae.priors.PRIORS: standard Normal, VampPrior or learnable mixture of "
+                        "Gaussians (default: normal)")
     g.add_argument("--components", type=_positive_int, default=None, metavar="K",
                    help="mixture components / pseudo-inputs (default: vamp 100 on dSprites, 500 on MNIST; mog 10)")
-    g.add_argument("--arch", choices=("report", "standard"), default="report",
+    g.add_argument("--arch", choices=tuple(ARCHITECTURES), default="report",
                    help="dSprites network: report (the original report's, latent 16) or standard "
                         "(disentanglement_lib / Burgess et al. 2018, latent 10) (default: report)")
     g.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term, β-VAE (default: 1)")
@@ -67,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--binarize", choices=("dynamic", "none"), default="dynamic",
                    help="MNIST: resample binary images from the grey levels every batch (default) or train on grey levels")
     t = p.add_argument_group("training")
-    t.add_argument("--objective", choices=("elbo", "annealed", "btcvae", "factorvae", "dipvae1", "dipvae2", "iwae"),
+    t.add_argument("--objective", choices=tuple(OBJECTIVES),
                    default="elbo", help="training objective (vae.objectives; default: elbo, the β-ELBO with --beta)")
     t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="EPOCHS",
                    help="stop when the validation loss has not improved for this many epochs; keep the best weights")
@@ -77,43 +153,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-clip", type=_positive_float, default=None, metavar="NORM",
                    help="clip the gradient norm to NORM each step (default: no clipping); may be added on --resume")
     t.add_argument("--val-fraction", type=_fraction, default=0.05, help="validation share (default: 0.05)")
-    t.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)")
-    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: 0)")
-    t.add_argument("--quick", action="store_true",
-                   help="tiny smoke run (dSprites 2000 images × 2 epochs; MNIST 2000 × 5, batch 32), about a minute on 2 CPU cores")
     t.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt; the model, data and optimisation settings must be the "
                         "checkpoint's (a clear error lists any that differ); --epochs may grow, --grad-clip change")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", default=None, help="output directory (default: runs/train_vae_<dataset>_<prior>_beta<β>)")
-    add_overwrite_option(o)
-    o.add_argument("--iwae-samples", type=_nonneg_int, default=None,
+    t.add_argument("--iwae-samples", type=_nonneg_int, default=None,
                    help="importance samples for the IWAE log-likelihood of the MNIST test digits "
                         "(default: 1000, 100 with --quick; 0 skips; not computed for dSprites or with --binarize none)")
-    o.add_argument("--json", action="store_true", help="print the summary as JSON")
-    o.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    o = p.add_argument_group("run")
+    add_run_options(o, out=None, out_help="runs/train_vae_<dataset>_<prior>_beta<β>",
+                    quick="tiny smoke run (dSprites 2000 images × 2 epochs; MNIST 2000 × 5, batch 32), about a "
+                          "minute on 2 CPU cores")
     return p
 
 
+def default_out(args: argparse.Namespace) -> str:
+    """The default --out: runs/train_vae_<dataset>_<prior>_beta<β>."""
+    return f"runs/train_vae_{args.dataset}_{args.prior}_beta{args.beta:g}"
+
+
 def resolve_settings(args: argparse.Namespace) -> dict:
-    d = dict(DEFAULTS[args.dataset])
+    """The run's settings: the options, with the data set's defaults (and --quick's) filled in."""
+    ds = DATASETS[args.dataset]
+    d = dict(ds.defaults)
     if args.quick:
-        d.update(QUICK[args.dataset])
+        d.update(ds.quick)
+    latent = d["latent_dim"] if ds.latent_by_arch is None else ds.latent_by_arch.get(args.arch, d["latent_dim"])
     s = {
         "dataset": args.dataset, "prior": args.prior, "beta": args.beta,
-        "latent_dim": args.latent_dim or (10 if args.dataset == "dsprites" and args.arch == "standard" else d["latent_dim"]),
+        "latent_dim": args.latent_dim or latent,
         "components": args.components or d["components"].get(args.prior),
         "epochs": args.epochs or d["epochs"], "batch_size": args.batch_size or d["batch_size"],
         "max_samples": args.max_samples or d["max_samples"], "lr": args.lr, "val_fraction": args.val_fraction,
         "seed": args.seed, "quick": args.quick, "grad_clip": args.grad_clip,
         "objective": args.objective, "early_stopping": args.early_stopping,
     }
-    if args.dataset == "mnist":
-        s.update(mnist_source=args.mnist_source, binarize=args.binarize)
-        s["iwae_samples"] = args.iwae_samples if args.iwae_samples is not None else (100 if args.quick else 1000)
-    else:
-        s["iwae_samples"] = 0
-        s["arch"] = args.arch
+    s.update(ds.settings(args))
     if s["prior"] == "normal":
         s["components"] = None
     return s
@@ -145,34 +219,18 @@ def shown_images(s: dict, data, test):
 
 
 def load_data(s: dict, data_path: str | None):
-    """(training data, held-out test data or None)."""
-    if s["dataset"] == "dsprites":
-        from vae.data.dsprites import load_dsprites
-
-        # a quick run renders only its images; a full run builds (once) and reads the packed cache
-        return load_dsprites(max_samples=s["max_samples"], seed=s["seed"], path=data_path,
-                             cache=not s["quick"], progress=True), None
-    from vae.data.mnist import load_mnist
-
-    kw = dict(source=s["mnist_source"], path=data_path)
-    return (load_mnist(split="train", max_samples=s["max_samples"], seed=s["seed"], **kw),
-            load_mnist(split="test", **kw))
+    """(training data, held-out test data or None), by the data set's registered loader."""
+    return DATASETS[s["dataset"]].load(s, data_path)
 
 
 def build_model(s: dict, image_shape: tuple[int, ...]):
+    """The VAE of the settings: the data set's networks, the prior by registry name (``make_prior``)."""
     import torch
     from vae.model import VAE
-    from vae.nets import ConvDecoder64, ConvEncoder64, MLPDecoder, MLPEncoder
     from vae.priors import make_prior
 
     torch.manual_seed(s["seed"])
-    if s["dataset"] == "dsprites":
-        from vae.nets import make_conv64
-
-        enc, dec = make_conv64(s.get("arch", "report"), s["latent_dim"])
-    else:
-        enc = MLPEncoder(s["latent_dim"], image_shape, (300, 300))
-        dec = MLPDecoder(s["latent_dim"], image_shape, (300, 300))
+    enc, dec = DATASETS[s["dataset"]].networks(s, image_shape)
     prior = make_prior(s["prior"], s["latent_dim"], encoder=enc, input_shape=image_shape, n_components=s["components"])
     return VAE(enc, dec, prior, beta=s["beta"])
 
@@ -189,6 +247,8 @@ def build_objective(s: dict):
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Train with the settings of ``args`` into ``args.out`` (claimed by the caller) and write the
+    files; returns the summary (``{}`` on a torchrun rank other than 0)."""
     import torch
     from vae.device import resolve_device
     from vae.evaluate import iwae_log_likelihood, prior_samples_grid, reconstruction_grid
@@ -197,7 +257,7 @@ def run(args: argparse.Namespace) -> dict:
 
     s = resolve_settings(args)
     device = resolve_device(args.device)  # fails early and clearly for --device cuda without a GPU
-    out = Path(args.out or f"runs/train_vae_{s['dataset']}_{s['prior']}_beta{s['beta']:g}")
+    out = Path(args.out or default_out(args))
     ckpt = out / "checkpoint.pt"
     if args.resume and not ckpt.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt} (run once without --resume, or check --out)")
@@ -207,11 +267,7 @@ def run(args: argparse.Namespace) -> dict:
     data, test = load_data(s, args.data_path)
     t_data = time.perf_counter() - t0
     model = build_model(s, data.image_shape)
-    transform = None
-    if s["dataset"] == "mnist" and s["binarize"] == "dynamic":
-        from vae.data.mnist import dynamic_binarize
-
-        transform = dynamic_binarize
+    transform = DATASETS[s["dataset"]].transform(s)
     if not args.json:
         print(f"{data.name}: {len(data)} images {data.image_shape}, prior {s['prior']}"
               + (f" (K={s['components']})" if s["components"] else "")
@@ -270,11 +326,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def write_history(history, out: Path) -> None:
+    """history.csv and history.json in ``out``."""
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
 
 
 def print_summary(summary: dict) -> None:
+    """The final text report of a run."""
     f = summary["final"]
     keys = [k[6:] for k in f if k.startswith("train_")]
     print(f"\ntrained {summary['epochs_run']} epochs on {summary['n_train']} images "
@@ -291,36 +349,39 @@ def print_summary(summary: dict) -> None:
     print(f"wrote {', '.join(summary['files'])} to {summary['out']}")
 
 
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, claim the run folder, train and report; returns the summary (``{}`` on a torchrun rank
+    other than 0, which neither writes nor reports). Errors propagate (:func:`main` handles them)."""
+    args = build_parser().parse_args(argv)
+    # run() writes into this folder (its default is run()'s): claimed before any data is loaded
+    args.out = args.out or default_out(args)
+    import contextlib
+
+    from vae.device import resolve_device
+    from vae.training.distributed import current
+
+    set_threads(args.threads)
+    rank = current(resolve_device(args.device).type)  # joins torchrun's process group when launched by it
+    with run_folder(args.out, args, can_resume=True) if rank.main else contextlib.nullcontext():
+        summary = run(args)
+    if not rank.main:  # under torchrun only rank 0 writes and reports
+        return {}
+    if args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    else:
+        print_summary(summary)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse, claim the run folder, train and report; returns the exit code (the examples' one error
-    handling, :func:`_cli.run_main`: ``error:`` line and 2, Ctrl-C 130 with what was kept)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """The command: :func:`run_cli` with the commands' one error handling (:func:`vae.cli.options.run_main`:
+    an ``error:`` line and exit 2, Ctrl-C 130 with what was kept); returns the exit status."""
     from vae.train import TrainingDiverged
 
-    def train(_argv) -> int:
-        # run() writes into this folder (its default is run()'s): claimed before any data is loaded
-        args.out = args.out or f"runs/train_vae_{args.dataset}_{args.prior}_beta{args.beta:g}"
-        import contextlib
-
-        from vae.device import resolve_device
-        from vae.training.distributed import current
-
-        rank = current(resolve_device(args.device).type)  # joins torchrun's process group when launched by it
-        with run_folder(args.out, args, can_resume=True) if rank.main else contextlib.nullcontext():
-            summary = run(args)
-        if not rank.main:  # under torchrun only rank 0 writes and reports
-            return 0
-        if args.json:
-            print(json.dumps(summary, indent=2, default=float))
-        else:
-            print_summary(summary)
-        return 0
-
-    return run_main(train, argv, hints={TrainingDiverged: (
+    return run_main(run_cli, argv, hints={TrainingDiverged: (
         "On the command line: a lower --lr (new run), or --grad-clip NORM (also with --resume from the last good "
         "epoch). history.csv/json hold the completed epochs.")})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Train a convolutional VQ-VAE on MNIST or dSprites and show codebook collapse and its fixes.
 
 The same network, data, seed, codebook init and number of steps are trained with four codebook
@@ -32,19 +31,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, ".."), HERE]  # the checkout's packages, and _cli beside this script
-
-from _cli import (  # noqa: E402
-    add_run_options, fraction, int_in, nonneg_float, positive_float, positive_int, progress_log, run_folder,
-    run_main, write_summary,
+from vae.cli.options import (
+    add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log, run_folder, run_main,
+    set_threads, write_summary,
 )
 
 VARIANTS = {
@@ -85,11 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--max-samples", type=positive_int, default=None,
                    help="training images (default: all 4,500 MNIST / 50,000 dSprites; --quick: 1,500)")
-    p.add_argument("--threads", type=int_in(1, 1024), default=None,
-                   help="torch CPU threads (default: 1 with --quick, the small model gains nothing from more and a "
-                        "busy machine slows it down a lot; otherwise torch's choice)")
     add_run_options(p, out=None, out_help="runs/train_vqvae_<dataset>",
-                    quick="small run (1,500 images, 5 epochs, half-width model): about a minute per variant on 2 CPU cores")
+                    quick="small run (1,500 images, 5 epochs, half-width model): about a minute per variant on 2 CPU cores",
+                    threads_help="1 with --quick: the small model gains nothing from more, and a busy machine slows it "
+                                 "down a lot")
     return p
 
 
@@ -159,7 +151,9 @@ def save_usage_plot(stats: dict, n_codes: int, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> dict:
+def run_cli(argv: list[str] | None = None) -> dict:
+    """Parse, claim the run folder and train the variants; returns the summary. Errors propagate
+    (:func:`main` handles them)."""
     args = build_parser().parse_args(argv)
     table = (QUICK if args.quick else DEFAULTS)[args.dataset]
     for key in ("epochs", "max_samples", "hidden", "code_dim", "batch_size"):
@@ -181,10 +175,7 @@ def run(args, out: Path) -> dict:
     from vae.train import fit
     from vae.vq import VQVAE, codebook_usage
 
-    if args.threads is None and args.quick:
-        args.threads = 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(1 if args.threads is None and args.quick else args.threads)
     args.device = str(resolve_device(args.device))
     train, test = load_data(args)
     baseline_mse = float(((test.images - train.images.mean(0, keepdim=True)) ** 2).mean())
@@ -265,5 +256,10 @@ def run(args, out: Path) -> dict:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: :func:`run_cli` with the commands' one error handling; returns the exit status."""
+    return run_main(run_cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    raise SystemExit(main())
