@@ -249,3 +249,28 @@ def test_vectorised_particles_equal_the_sequential_elbo():
         kl = torch.distributions.kl_divergence(torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)).sum()
         terms.append(float(recon + kl))
     assert vec == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def test_a_run_folder_reloads_to_the_same_outputs(smoke_run):
+    import vae
+    from vae.analysis import encode_stats
+    from vae.protocol import mig_images, PROTOCOLS
+
+    out, records = smoke_run
+    run = vae.load_run(out / "beta_4_seed_1")
+    assert type(run.model).__name__ == "VAE" and run.model.beta == 4.0 and run.epoch == PROTOCOLS["smoke"].epochs
+    mig_data, _ = mig_images(PROTOCOLS["smoke"])
+    loc, _ = encode_stats(run.model, mig_data, batch_size=500)
+    with np.load(records[-1]["means_file"], allow_pickle=False) as f:
+        np.testing.assert_array_equal(loc.astype(np.float32), f["means"])  # the saved means, exactly
+    z = torch.zeros(2, run.model.latent_dim)
+    assert run.model.decode(z).shape == (2, 1, 64, 64)
+
+
+def test_model_specs_only_call_builders_of_this_package():
+    from vae.training.runs import build_from_spec, model_spec
+
+    with pytest.raises(ValueError, match="only builders of the vae package"):
+        build_from_spec(model_spec("os:system", command="true"))
+    with pytest.raises(ValueError, match="not a model spec"):
+        build_from_spec({"kwargs": {}})

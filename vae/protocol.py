@@ -78,7 +78,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "report": Protocol(
         "report", arch="report", betas=(1.0, 5.0, 10.0), seeds=(0,), batch_size=256, lr=1e-3, epochs=50,
         epoch_size=None, max_samples=200_000, val_fraction=0.05,
-        description="the original report's study: its network, β 1/5/10, 50 epochs × 200,000 images, batch 256 "
+        description="the study of the original homework report (docs/exercises.md): its network, β 1/5/10, 50 epochs × 200,000 images, batch 256 "
         "(≈111,000 steps: a GPU run)"),
 }
 
@@ -199,6 +199,7 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
     from vae.analysis import encode_stats
     from vae.metrics import mig
     from vae.train import fit
+    from vae.training.runs import model_spec
 
     rdir = out / run_name(beta, seed)
     rdir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,10 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
                val_fraction=protocol.val_fraction, device=device, seed=seed, checkpoint=ckpt,
                resume=ckpt.is_file(), progress=progress, epoch_size=protocol.epoch_size,
                config={"beta": beta, "arch": protocol.arch, "latent_dim": model.latent_dim,
-                       "protocol": protocol.name}, on_epoch_end=on_epoch_end, **protocol.fit_options)
+                       "protocol": protocol.name,
+                       "model_spec": model_spec("vae.protocol:build_study_model", arch=protocol.arch, beta=beta,
+                                                latent_dim=protocol.latent_dim, seed=seed, **protocol.report_kwargs)},
+               on_epoch_end=on_epoch_end, **protocol.fit_options)
     hist.to_json(rdir / "history.json")
     s = _score(model, mig_data, protocol, device, seed)
     means_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ several workers' shards: any folder layout under ``out`` works), and writes
 * ``summary.json``: per β the mean over seeds with an exact bootstrap interval;
 * figures: MIG per β (seeds as points, bootstrap interval), MIG against training steps, per-dimension
   KL, and for **every** β the PCA of the encoder means by factor, reconstructions and traversals;
-* ``report.md`` setting the numbers beside the original report's (MIG 0.0001–0.0003,
+* ``report.md`` setting the numbers beside those of the original homework report (docs/exercises.md: MIG 0.0001–0.0003,
   reconstruction losses 7,200–7,700 nats per image).
 
 ``python -m vae.protocol_report --out runs/protocol_cpu --results benchmarks/results/dsprites_study_cpu.json``
@@ -228,7 +228,8 @@ def _markdown(records, summary, per_beta, out: Path) -> Report:
            f"above β = 1's) is {'met' if goal else 'not met'} by this protocol.")
     r.heading("Beside the original report")
     recon = [s["val_recon"] for s in summary if s["val_recon"] is not None]
-    r.text(f"The original report gave MIG {ORIGINAL_MIG[0]}–{ORIGINAL_MIG[1]} for every β: here the null alone is "
+    r.text(f"The original report (a Persian homework report for a course on deep generative models; "
+           f"docs/exercises.md in the repository) gave MIG {ORIGINAL_MIG[0]}–{ORIGINAL_MIG[1]} for every β: here the null alone is "
            f"{min(s['null']['mean'] for s in summary):.4f}–{max(s['null']['mean'] for s in summary):.4f} and the trained "
            f"codes score {min(s['mig']['mean'] for s in summary):.3f}–{max(s['mig']['mean'] for s in summary):.3f}, "
            f"so the original values are what an uninformative code scores (see `vae/metrics` and the study's "

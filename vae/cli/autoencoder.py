@@ -1,7 +1,7 @@
-"""Deterministic autoencoders on MNIST (seeds 001 and 002): plain, denoising, super-resolution.
+"""Deterministic autoencoders on MNIST (the original course texts on autoencoders, docs/exercises.md): plain, denoising, super-resolution.
 
 Tasks (--task, several allowed, default: all four):
-  plain            784 -> 16 -> 784, MSE (the seed's model). Reference: PCA with the same 16
+  plain            784 -> 16 -> 784, MSE (the original texts' model). Reference: PCA with the same 16
                    components (the best *linear* 16-d code), reported, not a target.
   denoise          clean target from a noisy input; --noise gaussian (std --noise-level, default
                    0.5, clipped to [0, 1]) ...

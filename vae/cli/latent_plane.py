@@ -1,4 +1,4 @@
-"""A VAE with a 2-d latent on MNIST (seed 002): the latent plane as a grid of digits and as a scatter.
+"""A VAE with a 2-d latent on MNIST (the original course text on autoencoders, docs/exercises.md): the latent plane as a grid of digits and as a scatter.
 
 The model is the library's Pyro VAE (MLP encoder/decoder 512-256, N(0, I) prior, Bernoulli
 likelihood on dynamically binarised digits), trained with ``vae.train.fit``. With two latent

@@ -1,8 +1,8 @@
-"""The seed report's β-VAE study on dSprites, redone right: training per β, losses, reconstructions,
+"""The β-VAE study of the original homework report (a Persian course report on deep generative models; docs/exercises.md) on dSprites, redone right: training per β, losses, reconstructions,
 traversals, per-dimension KL, MIG (disentanglement_lib's recipe) and PCA of the latent means.
 
-Per β (default 1, 5, 10) the seed's network (vae.nets.ConvEncoder64 / ConvDecoder64, Bernoulli
-likelihood, standard Normal prior) is trained with the seed's hyper-parameters (50 epochs, 200,000
+Per β (default 1, 5, 10) the original report's network (vae.nets.ConvEncoder64 / ConvDecoder64, Bernoulli
+likelihood, standard Normal prior) is trained with the report's hyper-parameters (50 epochs, 200,000
 random images, batch 256, Adam 1e-3, validation 0.05, latent 16) through ``vae.train.fit``. Then
 MIG is measured on the encoder means of ``--mig-samples`` (default 10,000) fresh random images of
 the full 737,280-image grid, 20 bins per latent, factors shape, scale, orientation, posX, posY.
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__[__doc__.index("Written under"):],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g = p.add_argument_group("training (defaults: the seed report's hyper-parameters)")
+    g = p.add_argument_group("training (defaults: the original report's hyper-parameters)")
     g.add_argument("--betas", type=positive_float, nargs="+", default=None, metavar="B",
                    help="KL weights, one run each (default: 1 5 10; --quick: 1 10)")
     g.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 50; --quick: 2)")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation share of the training images (default 0.05)")
     g.add_argument("--latent-dim", type=positive_int, default=None, help="latent dimensions (default 16; 10 with --arch standard)")
     g.add_argument("--dropout", type=fraction, default=0.2,
-                   help="encoder dropout rate (default 0.2, the nets' default; the seed's rate is not stated; 0 removes it)")
+                   help="encoder dropout rate (default 0.2, the nets' default; the original report does not state its rate; 0 removes it)")
     g.add_argument("--no-batchnorm", action="store_true", help="remove BatchNorm from encoder and decoder")
     g.add_argument("--arch", choices=("report", "standard"), default="report",
                    help="network: report (the original report's, latent 16) or standard (disentanglement_lib / "
@@ -246,7 +246,7 @@ def run(args) -> dict:
     print(f"dSprites β-VAE study: β = {args.betas}, {args.max_samples} images, {args.epochs} epochs, "
           f"batch {args.batch_size}, lr {args.lr:g}, latent {args.latent_dim}, device {device}, out {out}")
 
-    # ---- data: the training subset (as the seed: random images) and a separate MIG sample
+    # ---- data: the training subset (as the original report: random images) and a separate MIG sample
     t0 = time.time()
     data = load_dsprites(max_samples=args.max_samples, seed=args.seed, path=args.data_path, cache=args.cache)
     mig_data = load_dsprites(max_samples=args.mig_samples, seed=args.seed + 1, path=args.data_path, cache=args.cache)
@@ -380,7 +380,7 @@ def write_report(out: Path, args, s: dict, factor_names, mig_full, pca_paths, Re
            f"({'procedural dSprites: the official factor grid and ordering, shapes drawn by our generator' if st['data'] == 'dsprites' else 'the official npz'}).")
     r.heading("Set-up")
     r.table([
-        {"setting": "network", "value": f"seed's conv encoder/decoder (ConvEncoder64/ConvDecoder64), BatchNorm {'on' if st['batchnorm'] else 'off'}, encoder dropout {st['dropout']:g}"},
+        {"setting": "network", "value": f"the original report's conv encoder/decoder (ConvEncoder64/ConvDecoder64), BatchNorm {'on' if st['batchnorm'] else 'off'}, encoder dropout {st['dropout']:g}"},
         {"setting": "likelihood / prior", "value": "Bernoulli on logits / standard Normal; loss = recon + β·KL (analytic KL)"},
         {"setting": "β", "value": ", ".join(f"{b:g}" for b in st["betas"])},
         {"setting": "training images", "value": f"{st['max_samples']:,} random of 737,280 (validation {st['val_fraction']:g})"},

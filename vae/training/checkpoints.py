@@ -18,7 +18,7 @@ __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "restore_m
 
 CHECKPOINT_FORMAT = 1
 # Entries that may change on resume (everything else in the stored configuration must match).
-_RESUME_FREE = ("epochs",)
+_RESUME_FREE = ("epochs", "model_spec")  # the weights themselves are checked against the model
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
