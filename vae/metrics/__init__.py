@@ -24,6 +24,7 @@ has ``score``, per-factor detail where the metric has it (``per_factor``) and ``
 Shared building blocks: :mod:`vae.metrics.info` (discretisation, joint counts, MI matrix,
 entropy) and :func:`representation_from_encoder`.
 
+>>> import numpy as np
 >>> from vae.data.ground_truth import ArrayGridData
 >>> g = np.stack(np.meshgrid(range(3), range(4), indexing="ij"), -1).reshape(-1, 2)
 >>> data = ArrayGridData(g.reshape(-1, 1, 1, 2).astype(np.float32), (3, 4), ("a", "b"))
@@ -43,8 +44,6 @@ entropy) and :func:`representation_from_encoder`.
 from __future__ import annotations
 
 import importlib
-
-import numpy as np  # noqa: F401  (used by the doctest above)
 
 from vae.metrics._common import MetricResult, ObservationalSets, observational_sets, representation_from_encoder, sample_factor_codes
 from vae.metrics.beta_vae import BetaVAEResult, beta_vae_score
