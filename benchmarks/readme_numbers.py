@@ -94,7 +94,7 @@ def metrics() -> str:
 
 def study() -> str:
     sys.path.insert(0, str(ROOT))
-    from vae.protocol_report import summarise
+    from vae.protocol_report import answer, summarise
 
     records = _json("dsprites_study_cpu.json")
     summary = summarise(records)
@@ -111,6 +111,7 @@ def study() -> str:
         out.append(f"| {s['beta']:g} | {m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] | "
                    f"{', '.join(f'{x:.3f}' for x in m['values'])} | {s['null']['mean']:.4f} | {f} {v['mean']:.2f} | "
                    f"{s['active_dims']:.1f} | {s['val_recon']:.1f} | {s['val_kl']:.1f} |")
+    out += ["", answer(summary, records)]
     return "\n".join(out) + "\n"
 
 
