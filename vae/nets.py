@@ -89,7 +89,25 @@ def _check_rate(dropout: float) -> float:
     return float(dropout)
 
 
-class ConvEncoder64(nn.Module):
+class _ConvEncoder(nn.Module):
+    """Shared by the 64×64 conv encoders: ``convs`` → flatten → ``dense`` → Gaussian ``heads``, in
+    the channels-last memory layout when ``channels_last`` (weights and inputs; state dict unchanged)."""
+
+    input_shape: tuple[int, int, int]
+
+    def _set_layout(self, channels_last: bool) -> None:
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        _check_image(x, self.input_shape, type(self).__name__)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.heads(self.dense(self.convs(x).flatten(1)))
+
+
+class ConvEncoder64(_ConvEncoder):
     """The original report's encoder: 3× [Conv 3×3 stride 2 (32, 64, 128) → BN → LeakyReLU → Dropout],
     Flatten (8192) → Dense 256 → BN → LeakyReLU → Dropout → heads z_mean, z_log_var.
 
@@ -120,15 +138,7 @@ class ConvEncoder64(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.dense = _block(nn.Linear(c_in * 8 * 8, hidden), hidden, batchnorm, negative_slope, dropout, 1)
         self.heads = _GaussianHeads(hidden, self.latent_dim)
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        _check_image(x, self.input_shape, "ConvEncoder64")
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.heads(self.dense(self.convs(x).flatten(1)))
+        self._set_layout(channels_last)
 
 
 class ConvDecoder64(nn.Module):
@@ -175,7 +185,7 @@ class ConvDecoder64(nn.Module):
         return self.deconvs(h)
 
 
-class StandardEncoder64(nn.Module):
+class StandardEncoder64(_ConvEncoder):
     """The disentanglement literature's encoder for 64×64 images: 4× [Conv 4×4 stride 2, padding 1
     (32, 32, 64, 64) → ReLU] (64→32→16→8→4), Flatten (1024) → Dense 256 → ReLU → heads z_mean,
     z_log_var. 382,932 parameters at latent 10, one input channel.
@@ -201,15 +211,7 @@ class StandardEncoder64(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.dense = nn.Sequential(nn.Linear(c_in * 4 * 4, hidden), nn.ReLU())
         self.heads = _GaussianHeads(hidden, self.latent_dim)
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        _check_image(x, self.input_shape, "StandardEncoder64")
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.heads(self.dense(self.convs(x).flatten(1)))
+        self._set_layout(channels_last)
 
 
 class StandardDecoder64(nn.Module):
