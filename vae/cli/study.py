@@ -37,7 +37,7 @@ SEED_DEFAULTS = dict(betas=[1.0, 5.0, 10.0], epochs=50, max_samples=200_000, bat
                      val_fraction=0.05, latent_dim=16, mig_samples=10_000)
 # --quick trains on a few hundred images but scores MIG on the recipe's 10,000: on fewer points the
 # plug-in estimator's bias dominates (random latents score ~0.005 at N = 500, ~0.0003 at N = 10,000).
-QUICK_DEFAULTS = dict(betas=[1.0, 10.0], epochs=2, max_samples=256, batch_size=32, mig_samples=10_000)
+QUICK_DEFAULTS = dict(betas=[1.0, 4.0], epochs=2, max_samples=20_000, batch_size=64, mig_samples=10_000, arch="standard")
 ORIGINAL_MIG = "0.0001–0.0003"
 ORIGINAL_MIG_RANGE = (0.0001, 0.0003)
 NULL_N = 10_000  # the N at which the report compares the original values with the null MIG
@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=fraction, default=0.2,
                    help="encoder dropout rate (default 0.2, the nets' default; the original report does not state its rate; 0 removes it)")
     g.add_argument("--no-batchnorm", action="store_true", help="remove BatchNorm from encoder and decoder")
-    g.add_argument("--arch", choices=("report", "standard"), default="report",
+    g.add_argument("--arch", choices=("report", "standard"), default=None,
                    help="network: report (the original report's, latent 16) or standard (disentanglement_lib / "
-                        "Burgess et al. 2018: 4x4 stride-2 convolutions 32-32-64-64, dense 256, latent 10) (default: report)")
+                        "Burgess et al. 2018: 4x4 stride-2 convolutions 32-32-64-64, dense 256, latent 10) (default: report; --quick: standard)")
     pr = p.add_argument_group("protocols (a grid of β × seeds, resumable; see vae/protocol.py)")
     pr.add_argument("--protocol", choices=("cpu", "smoke", "report"), default=None,
                     help="run a documented protocol instead of the single-seed study: cpu (standard net, β 1/4/16 × "
@@ -96,9 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--cache", action="store_true",
                    help="build/use the 377 MB bit-packed cache of all 737,280 procedural images (default: render only what is needed)")
     add_run_options(o, out="runs/dsprites_study",
-                    quick="smoke test: β 1 and 10, 256 training images, 2 epochs, batch 32, MIG on 10,000 "
-                          "images; measured: 53 s on an idle 2-core CPU (6 min when shared with other jobs) "
-                          "(explicit options still win)",
+                    quick="a short run that shows shapes: the standard network, β 1 and 4, 20,000 training images, "
+                          "2 epochs of batch 64 (about 600 steps), MIG on 10,000 images (explicit options still win)",
                     seed_help="seed of data subset, split, initialisation and batches (default 0)")
     return p
 
@@ -113,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key in ("betas", "epochs", "max_samples", "batch_size", "mig_samples"):
         if getattr(args, key) is None:
             setattr(args, key, base[key])
+    if args.arch is None:
+        args.arch = base.get("arch", "report")
     if args.latent_dim is None:
         args.latent_dim = 10 if args.arch == "standard" else SEED_DEFAULTS["latent_dim"]
     if any(not (b > 0 and math.isfinite(b)) for b in args.betas):
@@ -340,15 +341,22 @@ def run(args) -> dict:
     analysis.plot_per_dim_kl({f"β = {b}": v for b, v in kl_rows.items()}, out / "per_dim_kl.png", threshold=ACTIVE_KL,
                              title="active latent dimensions: mean KL(q(z_d|x) || N(0,1)) on the MIG images")
     b_max = max(args.betas)
-    proj, ratio = analysis.pca_2d(latents_by_beta[b_max])
     fv = mig_data.factor_values
-    pca_paths = analysis.plot_pca_by_factor(
-        proj, mig_data.factors, factor_names, out / f"pca_beta_{beta_tag(b_max)}.png", explained=ratio,
-        title=f"PCA of encoder means, β = {b_max:g}", separate=True, seed=args.seed,
-        class_labels={"shape": SHAPE_NAMES},
-        factor_values={"scale": fv["scale"], "orientation": np.degrees(fv["orientation"]),
-                       "posX": fv["posX"], "posY": fv["posY"]},
-        factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"})
+    other_pca = {}
+    for b in args.betas:  # PCA for every β (the largest β's panels also separately, as before)
+        proj_b, ratio_b = analysis.pca_2d(latents_by_beta[b])
+        paths_b = analysis.plot_pca_by_factor(
+            proj_b, mig_data.factors, factor_names, out / f"pca_beta_{beta_tag(b)}.png", explained=ratio_b,
+            title=f"PCA of encoder means, β = {b:g}", separate=b == b_max, seed=args.seed,
+            class_labels={"shape": SHAPE_NAMES},
+            factor_values={"scale": fv["scale"], "orientation": np.degrees(fv["orientation"]),
+                           "posX": fv["posX"], "posY": fv["posY"]},
+            factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"})
+        if b == b_max:
+            pca_paths, ratio = paths_b, ratio_b
+        else:
+            other_pca[f"{b:g}"] = str(paths_b[0])
+    per_beta_pca = other_pca
     wall = time.time() - t_start
 
     summary = {
@@ -356,7 +364,7 @@ def run(args) -> dict:
                                                    "latent_dim", "dropout", "mig_samples", "mig_bins", "seed", "quick")}
         | {"batchnorm": not args.no_batchnorm, "device": str(device), "data": data.name},
         "final_losses": loss_rows, "mig": mig_rows, "mig_table": mig_table, "baselines": base, "pca_explained_variance_ratio": ratio,
-        "pca_beta": b_max, "wall_seconds": wall, "torch": torch.__version__, "python": platform.python_version(),
+        "pca_beta": b_max, "pca_other_betas": per_beta_pca, "wall_seconds": wall, "torch": torch.__version__, "python": platform.python_version(),
         "per_beta": per_beta,
     }
     write_json(summary, out / "summary.json")
@@ -488,6 +496,8 @@ def write_report(out: Path, args, s: dict, factor_names, mig_full, pca_paths, Re
     r.figure(pca_paths[0], f"PCA of encoder means, β = {s['pca_beta']:g}, one panel per factor", out)
     for p, n in zip(pca_paths[1:], factor_names):
         r.figure(p, f"PCA (β = {s['pca_beta']:g}) coloured by {n}", out)
+    for b, p in s.get("pca_other_betas", {}).items():
+        r.figure(Path(p), f"PCA of encoder means, β = {b}, one panel per factor", out)
 
     r.heading("Files")
     r.text("Per β: `beta_<b>/history.csv|json` (per-epoch train/validation loss, recon, KL), the three figures above "
