@@ -251,8 +251,7 @@ def _per_beta_figures(rec: dict, out: Path, fig_dir: Path) -> dict[str, str]:
     labels = [f"z{d}: KL {kl[d]:.2f}" + ("" if kl[d] > 0.01 else " (inactive)") for d in order]
     trav = analysis.latent_traversals(model, imgs[:1], fig_dir / f"traversals_{tag}.png", dims=order, n_steps=9,
                                       span=2.5, row_labels=labels,
-                                      title=f"β = {rec['beta']:g}: each row sweeps one latent from −2.5 to +2.5 "
-                                            f"around the code of the first image (dims by KL)")
+                                      title=f"β = {rec['beta']:g}: one latent per row, −2.5 … +2.5 around an image's code")
     del trav
     return {"pca": str(pca[0]), "recon": str(recon_path), "traversals": str(fig_dir / f"traversals_{tag}.png")}
 
@@ -289,14 +288,12 @@ def write_protocol_report(out: str | Path, results: str | Path | None = None, do
     write_json(base, out / "baselines.json")
     report = _markdown(records, summary, per_beta, out, base, table)
     path = report.save(out / "report.md")
-    if docs_dir is not None:
+    if docs_dir is not None:  # the report and its figures for the repository's docs (figures/study_*.png)
         d = Path(docs_dir)
-        d.mkdir(parents=True, exist_ok=True)
+        (d / "figures").mkdir(parents=True, exist_ok=True)
         for p in fig_dir.glob("*.png"):
-            if "_" in p.stem and not p.stem.startswith(("pca_", "recon_", "traversals_", "mig_")):
-                continue
-            shutil.copy(p, d / f"study_{p.name}")
-        shutil.copy(path, d / "study_report.md")
+            shutil.copy(p, d / "figures" / f"study_{p.name}")
+        (d / "study_report.md").write_text(path.read_text().replace("](figures/", "](figures/study_"))
     return path
 
 
