@@ -520,3 +520,19 @@ def test_pyro_vae_with_batchnorm_fits_and_resumes_on_cuda(tmp_path):
     fit(cont, data, checkpoint=tmp_path / "c.pt", resume=True, **kw)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref.state_dict().values(), cont.state_dict().values())
                if a.is_floating_point())
+
+
+def test_ctrl_c_during_a_checkpoint_write_is_held_until_the_file_is_complete(tmp_path):
+    import os
+    import signal
+
+    from vae.training.checkpoints import deferred_keyboard_interrupt
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_keyboard_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-block
+            save_checkpoint({"format": 1, "x": torch.zeros(3)}, tmp_path / "c.pt")
+            done.append(True)
+    assert done == [True] and torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (3,)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

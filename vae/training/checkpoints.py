@@ -2,9 +2,12 @@
 and the resume check that refuses a checkpoint written with other settings."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,12 +24,30 @@ CHECKPOINT_FORMAT = 1
 _RESUME_FREE = ("epochs", "model_spec")  # the weights themselves are checked against the model
 
 
+@contextlib.contextmanager
+def deferred_keyboard_interrupt():
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``: a checkpoint being
+    written is finished first (an interrupt inside ``torch.save`` would otherwise surface as a zip
+    writer's RuntimeError). Outside the main thread the block runs unprotected."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save(state)`` atomically: written to a temporary file in the same directory, flushed
-    to disk, then ``os.replace``-d over ``path``. A crash or Ctrl-C mid-write leaves the previous file
-    intact and no temporary file behind."""
+    to disk, then ``os.replace``-d over ``path``. A crash mid-write leaves the previous file intact
+    and no temporary file behind; Ctrl-C is held until the new file is in place, then raised."""
     path = Path(path)
-    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+    with deferred_keyboard_interrupt(), atomic_file(path) as tmp, open(tmp, "wb") as f:
         torch.save(dict(state), f)
         f.flush()
         os.fsync(f.fileno())
