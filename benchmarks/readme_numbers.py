@@ -103,7 +103,7 @@ def study() -> str:
     sys.path.insert(0, str(ROOT))
     from vae.protocol_report import answer, summarise
 
-    records = _json("dsprites_study_cpu.json")
+    records = _json("dsprites_study_cpu.json")["records"]
     summary = summarise(records)
     r0 = records[0]
     out = [f"Protocol `{r0['protocol']}`: {r0['arch']} network, latent {r0['latent_dim']}, batch {r0['batch_size']}, "

@@ -154,7 +154,8 @@ def test_a_real_ctrl_c_during_training_keeps_the_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, str(EXAMPLES / "train_vae.py"), "--dataset", "mnist", "--quick",
                              "--epochs", "1000", "--max-samples", "200", "--batch-size", "50", "--no-progress",
                              "--device", "cpu", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even under nohup
     try:
         assert "images" in proc.stdout.readline()  # the run's first line: training starts now
         deadline = time.time() + 60

@@ -170,7 +170,8 @@ def test_protocol_report_writes_tables_and_figures_for_every_beta(smoke_run, tmp
     path = write_protocol_report(out, results=results)
     text = path.read_text()
     assert "MIG per β" in text and "0.0001–0.0003" in text
-    assert json.loads(results.read_text())[0]["beta"] == 1.0
+    saved = json.loads(results.read_text())
+    assert saved["records"][0]["beta"] == 1.0 and {"command", "device", "date"} <= set(saved)
     for beta in ("1", "4"):
         for kind in ("pca", "recon", "traversals"):
             assert (out / "figures" / f"{kind}_beta_{beta}_seed_0.png").stat().st_size > 5000

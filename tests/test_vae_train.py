@@ -529,10 +529,14 @@ def test_ctrl_c_during_a_checkpoint_write_is_held_until_the_file_is_complete(tmp
     from vae.training.checkpoints import deferred_keyboard_interrupt
 
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_keyboard_interrupt():
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-block
-            save_checkpoint({"format": 1, "x": torch.zeros(3)}, tmp_path / "c.pt")
-            done.append(True)
-    assert done == [True] and torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (3,)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive run
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_keyboard_interrupt():
+                os.kill(os.getpid(), signal.SIGINT)  # arrives mid-block
+                save_checkpoint({"format": 1, "x": torch.zeros(3)}, tmp_path / "c.pt")
+                done.append(True)
+        assert done == [True] and torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (3,)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -267,8 +267,12 @@ def write_protocol_report(out: str | Path, results: str | Path | None = None, do
     slim = [{k: v for k, v in r.items()} for r in records]
     write_json(slim, out / "records.json")
     write_json(summary, out / "summary.json")
-    if results is not None:
-        write_json(slim, results)
+    if results is not None:  # the committed result file: what ran, where, when, and every run's numbers
+        import time
+
+        write_json({"command": f"python -m vae.protocol --protocol {records[0]['protocol']} (then vae.protocol_report)",
+                    "device": records[0]["device"], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "summary": summary, "records": slim}, results)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     plot_mig_by_beta(records, summary, fig_dir / "mig_by_beta.png")

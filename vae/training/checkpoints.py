@@ -29,7 +29,8 @@ def deferred_keyboard_interrupt():
     """Hold Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``: a checkpoint being
     written is finished first (an interrupt inside ``torch.save`` would otherwise surface as a zip
     writer's RuntimeError). Outside the main thread the block runs unprotected."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            signal.SIG_IGN, None):  # not ours to handle (e.g. a background job that ignores Ctrl-C)
         yield
         return
     caught: list[int] = []
