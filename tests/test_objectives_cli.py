@@ -75,3 +75,18 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     assert vals[best - 1] == min(vals) and len(vals) - best == 2
     with pytest.raises(ValueError, match="validation"):
         fit(_model(), data, epochs=2, batch_size=10, val_fraction=0.0, early_stopping=1, progress=False)
+
+
+def test_a_train_run_folder_reloads_with_load_run(train_vae, tmp_path):
+    import vae
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    train_vae.main(["--dataset", "mnist", "--quick", "--epochs", "1", "--max-samples", "120", "--batch-size", "20",
+                    "--iwae-samples", "0", "--latent-dim", "5", "--out", str(out), "--no-progress", "--json"])
+    run = vae.load_run(out)
+    assert run.model.latent_dim == 5 and run.epoch == 1 and len(run.history.rows) == 1
+    x = torch.rand(3, 1, 28, 28)
+    loc, _ = run.model.encode(x)
+    again = vae.load_run(out).model.encode(x)[0]
+    assert torch.equal(loc, again) and run.model.decode(loc).shape == (3, 1, 28, 28)

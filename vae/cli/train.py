@@ -224,8 +224,11 @@ def load_data(s: dict, data_path: str | None):
 
 
 def build_model(s: dict, image_shape: tuple[int, ...]):
-    """The VAE of the settings: the data set's networks, the prior by registry name (``make_prior``)."""
+    """The VAE of the settings: the data set's networks, the prior by registry name (``make_prior``).
+    Recorded as the run's model spec, so ``vae.load_run(out)`` rebuilds it."""
     import torch
+
+    image_shape = tuple(image_shape)
     from vae.model import VAE
     from vae.priors import make_prior
 
@@ -254,6 +257,7 @@ def run(args: argparse.Namespace) -> dict:
     from vae.evaluate import iwae_log_likelihood, prior_samples_grid, reconstruction_grid
     from vae.plots import save_loss_curves
     from vae.train import TrainingDiverged, TrainingInterrupted, fit
+    from vae.training.runs import model_spec
 
     s = resolve_settings(args)
     device = resolve_device(args.device)  # fails early and clearly for --device cuda without a GPU
@@ -277,7 +281,9 @@ def run(args: argparse.Namespace) -> dict:
         history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
                       val_fraction=s["val_fraction"], device=device, seed=s["seed"], checkpoint=ckpt,
                       resume=args.resume, progress=not args.no_progress, transform=transform,
-                      grad_clip=s["grad_clip"], config=resume_config(s), objective=build_objective(s),
+                      grad_clip=s["grad_clip"], objective=build_objective(s),
+                      config={**resume_config(s), "model_spec": model_spec("vae.cli.train:build_model", s=dict(s),
+                                                                           image_shape=list(data.image_shape))},
                       early_stopping=s.get("early_stopping"))
     except (TrainingDiverged, TrainingInterrupted) as err:
         if len(err.history):  # never lose the completed epochs' record
