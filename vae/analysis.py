@@ -26,6 +26,7 @@ from vae.data.dataset import ImageDataset
 from vae.device import resolve_device
 from vae.modes import eval_mode
 from vae.plots import _pyplot, save_image_grid
+from vae.plots import save_figure
 
 __all__ = [
     "encode_means",
@@ -41,11 +42,9 @@ __all__ = [
 
 
 def _model_device(model: nn.Module, device) -> torch.device:
-    if device is not None:
-        return resolve_device(device)
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+    from vae.device import module_device
+
+    return resolve_device(device) if device is not None else module_device(model)
 
 
 def _images(data) -> Tensor:
@@ -256,8 +255,7 @@ def plot_pca_by_factor(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     written = [path]
     if separate:
         for k in range(n):
@@ -267,8 +265,7 @@ def plot_pca_by_factor(
                 ax.set_title(f"{title}\ncoloured by {factor_names[k]}", fontsize=10)
             fig.tight_layout()
             out = path.with_name(f"{path.stem}_{factor_names[k]}.png")
-            fig.savefig(out, dpi=90)
-            plt.close(fig)
+            save_figure(fig, out, dpi=90)
             written.append(out)
     return written
 
@@ -344,8 +341,7 @@ def plot_per_dim_kl(kl_by_run: dict[str, np.ndarray], path: str | Path, threshol
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
@@ -414,6 +410,5 @@ def _save_plane(images: Tensor, values: np.ndarray, path: Path, title: str | Non
     ax.set_title(title or "decoded latent plane")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path

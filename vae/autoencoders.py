@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vae.modes import eval_mode
+from vae.device import module_device
 
 __all__ = [
     "psnr",
@@ -162,7 +163,7 @@ class Autoencoder(nn.Module):
     def evaluate(self, x: Tensor, seed: int = 0, batch_size: int = 1000) -> dict:
         """PSNR (dB) of the model and of the baseline on clean images x, with a corruption drawn
         from a fixed ``seed``; returns also all the inputs, outputs and baselines (on the device)."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         g = torch.Generator(device=device).manual_seed(seed)
         outs, bases, inps = [], [], []
         with eval_mode(self):

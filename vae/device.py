@@ -32,10 +32,15 @@ def normalize_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def module_device(module: torch.nn.Module) -> torch.device:
-    """The device of a module's first parameter or buffer (CPU for a module without any)."""
+def module_device(module: torch.nn.Module, default: torch.device | None = None) -> torch.device:
+    """The device of a module: that of its first parameter or buffer; ``default`` (CPU when ``None``)
+    for a module without any. The one helper the package uses for "where does this model live".
+
+    >>> module_device(torch.nn.Linear(2, 2))
+    device(type='cpu')
+    """
     for t in module.parameters():
         return t.device
     for t in module.buffers():
         return t.device
-    return torch.device("cpu")
+    return torch.device("cpu") if default is None else torch.device(default)

@@ -33,10 +33,9 @@ __all__ = ["iwae_log_likelihood", "elbo_per_image", "log_weights", "reconstructi
 
 
 def _device_of(module: torch.nn.Module, fallback: torch.device) -> torch.device:
-    p = next(module.parameters(), None)
-    if p is None:
-        p = next(module.buffers(), None)
-    return fallback if p is None else p.device
+    from vae.device import module_device
+
+    return module_device(module, default=fallback)
 
 
 def _plan(n_images: int, n_samples: int, chunk_size: int) -> tuple[int, int]:

@@ -7,6 +7,16 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as a PNG at ``path`` (parent folders created) and close it: the one
+    way every module of the package writes a figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def _pyplot():
     import matplotlib
 
@@ -63,8 +73,7 @@ def save_image_grid(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -106,6 +115,5 @@ def save_loss_curves(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path

@@ -25,6 +25,7 @@ import numpy as np
 
 from vae.report import Report, write_json
 from vae.stats import bootstrap_mean_ci
+from vae.plots import save_figure
 
 __all__ = ["load_records", "summarise", "write_protocol_report"]
 
@@ -157,8 +158,7 @@ def plot_metrics(table: dict[float, dict[str, float]], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("Disentanglement metrics per β (first seed; recipes at 1/20 of their sample counts)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -191,8 +191,7 @@ def plot_mig_by_beta(records, summary, path: Path) -> Path:
     steps = summary[0]["steps"]
     ax.set_title(f"Does MIG rise with β? {summary[0]['n_seeds']} seeds per β, {steps:,} steps each", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -213,8 +212,7 @@ def plot_mig_curves(records, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("MIG against training steps (one line per seed)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 

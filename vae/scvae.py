@@ -27,6 +27,7 @@ from vae.model import VAE
 from vae.modes import eval_mode
 from vae.nets import MLPDecoder
 from vae.priors import Prior, StandardNormal
+from vae.device import module_device
 
 __all__ = ["SparseCodingEncoder", "SCVAE", "sparsity_metrics"]
 
@@ -158,7 +159,7 @@ def sparsity_metrics(model: VAE, images: Tensor, batch_size: int = 1024, atol: f
     is sparse but says nothing) and ``dead_units`` (units that are zero for every image), plus the
     codes themselves as ``codes`` (numpy, N x D).
     """
-    device = next(model.parameters()).device
+    device = module_device(model)
     with eval_mode(model):
         codes = torch.cat([model.encode(images[i : i + batch_size].to(device))[0]
                            for i in range(0, len(images), batch_size)])

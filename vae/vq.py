@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae.modes import eval_mode
+from vae.device import module_device
 
 __all__ = ["VQOutput", "VectorQuantizer", "VQVAE", "codebook_usage", "perplexity"]
 
@@ -393,7 +394,7 @@ def codebook_usage(model: VQVAE, images: torch.Tensor, batch_size: int = 512) ->
     Returns ``counts`` (numpy, K), ``perplexity``, ``usage`` (fraction of codes used at least once)
     and ``mse`` (per-pixel mean squared reconstruction error).
     """
-    device = next(model.parameters()).device
+    device = module_device(model)
     counts = torch.zeros(model.quantizer.n_codes, device=device)
     sq, n_pix = 0.0, 0
     with eval_mode(model):

@@ -26,6 +26,7 @@ import argparse
 import time
 from pathlib import Path
 
+from vae.plots import save_figure
 from vae.cli.options import (
     add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log, run_folder,
     run_main, set_threads, write_summary,
@@ -109,8 +110,7 @@ def save_code_plot(codes: dict, labels, path: Path, per_class: int = 2) -> Path:
         ax.set_ylabel("count (log scale)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

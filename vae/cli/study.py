@@ -32,6 +32,7 @@ import numpy as np
 
 from vae.cli.options import (add_run_options, float_in, fraction, int_at_least, int_in,
                              positive_float, positive_int, run_folder, run_main, set_threads)
+from vae.plots import save_figure
 
 SEED_DEFAULTS = dict(betas=[1.0, 5.0, 10.0], epochs=50, max_samples=200_000, batch_size=256, lr=1e-3,
                      val_fraction=0.05, latent_dim=16, mig_samples=10_000)
@@ -222,8 +223,7 @@ def mig_bar_chart(mig_rows, factor_names, path, n_points=None, n_bins=20):
     ax.set_title(f"MIG per factor and overall (disentanglement_lib recipe: encoder means of {where}{n_bins} bins)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

@@ -35,6 +35,7 @@ import math
 import time
 from pathlib import Path
 
+from vae.plots import save_figure
 from vae.cli.options import (
     add_run_options, fraction, nonneg_float, positive_float, positive_int, progress_log, run_folder, run_main,
     set_threads, write_summary,
@@ -147,8 +148,7 @@ def save_usage_plot(stats: dict, n_codes: int, path: Path) -> None:
     axes[0][0].legend(fontsize=8, loc="upper right")
     fig.suptitle("VQ-VAE code usage on held-out images", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def run_cli(argv: list[str] | None = None) -> dict:

@@ -100,5 +100,6 @@ def _seed_device(seed: int, device: torch.device) -> None:
 
 
 def _module_device(model: nn.Module, data: Tensor) -> torch.device:
-    p = next(model.parameters(), None)
-    return data.device if p is None else p.device
+    from vae.device import module_device
+
+    return module_device(model, default=data.device)
