@@ -87,7 +87,7 @@ def test_null_scores_subsample_to_the_reference_n():
 @pytest.mark.slow
 def test_quick_study_writes_pca_plots_mig_tables_and_report(tmp_path):
     out = tmp_path / "study"
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--betas", "1", "4", "--max-samples", "96", "--epochs", "1",
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--arch", "report", "--betas", "1", "4", "--max-samples", "96", "--epochs", "1",
            "--mig-samples", "300", "--out", str(out), "--no-progress", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
