@@ -129,7 +129,32 @@ def vampprior() -> str:
     return f"Mean held-out IWAE NLL over seeds (nats): {parts} (`vampprior_mnist5k.json`).\n"
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"speed": speed, "training": training, "metrics": metrics, "study": study,
+def variants() -> str:
+    v = _json("variants_cpu.json")
+    r = v["results"]
+    ae, lp, vq, sc = r["autoencoder"], r["latent_plane"], r["vqvae"], r["scvae"]
+    out = [f"{v['device']}, {v['date']}; each command at its defaults on the MNIST-5k digits (4,500 to train, "
+           f"the 500 held out for every number) (`variants_cpu.json`).", "",
+           "| model | result on the held-out digits | reference |", "|---|---|---|"]
+    for name, t in ae["tasks"].items():
+        out.append(f"| autoencoder `{name}`, {t['epochs']} epochs | PSNR {t['psnr']:.1f} dB | {t['baseline']}: "
+                   f"{t['baseline_psnr']:.1f} dB |")
+    out.append(f"| 2-d latent VAE, {lp['epochs']} epochs | IWAE NLL {lp['test_iwae_nll']:.1f} nats "
+               f"(S = {lp['iwae_samples']:,}); 5-NN accuracy of the 2-d means {100 * lp['knn5_accuracy_2d']:.0f} % | — |")
+    m = sc["models"]
+    out.append(f"| SC-VAE, λ = {sc['lam']:g}, LISTA T = {sc['lista_steps']}, latent {sc['latent_dim']}, {sc['epochs']} epochs | "
+               f"{100 * m['scvae']['fraction_zeros']:.0f} % exact zeros, Hoyer {m['scvae']['hoyer']:.2f}, "
+               f"{m['scvae']['active_per_image']:.1f} active units, IWAE NLL {m['scvae']['test_iwae_nll']:.1f} | plain VAE: "
+               f"{100 * m['vae']['fraction_zeros']:.0f} % zeros, Hoyer {m['vae']['hoyer']:.2f}, "
+               f"{m['vae']['active_per_image']:.0f} active, NLL {m['vae']['test_iwae_nll']:.1f} |")
+    out += ["", f"VQ-VAE, K = {vq['n_codes']}, {vq['epochs']} epochs (the mean image scores {vq['mean_image_psnr']:.1f} dB):", "",
+            "| variant | perplexity | codes used | PSNR |", "|---|---|---|---|"]
+    for name, x in vq["variants"].items():
+        out.append(f"| {name} | {x['perplexity']:.1f} | {x['codes_used']} ({100 * x['usage']:.0f} %) | {x['psnr']:.1f} dB |")
+    return "\n".join(out) + "\n"
+
+
+RENDERERS: dict[str, Callable[[], str]] = {"variants": variants, "speed": speed, "training": training, "metrics": metrics, "study": study,
                                            "vampprior": vampprior}
 
 
