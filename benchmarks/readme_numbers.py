@@ -154,7 +154,17 @@ def variants() -> str:
     return "\n".join(out) + "\n"
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"variants": variants, "speed": speed, "training": training, "metrics": metrics, "study": study,
+def gamma() -> str:
+    g = _json("variants_cpu.json")["results"]["gamma_vi"]
+    out = ["```text", "      x        θ*     θ_svi  rel.err    ELBO (MC ± se)   log p(x)     |gap|    KL end"]
+    for f in g["fits"]:
+        out.append(f"{f['x']:7g} {f['theta_analytic']:9.4f} {f['theta_svi']:9.4f} {100 * f['theta_rel_error']:7.3f}%  "
+                   f"{f['elbo']:9.5f} ±{f['elbo_stderr']:.0e} {f['log_evidence']:10.5f}  {abs(f['elbo_gap']):.2e}  {f['kl']:.2e}")
+    out.append("```")
+    return "\n".join(out) + "\n"
+
+
+RENDERERS: dict[str, Callable[[], str]] = {"gamma": gamma, "variants": variants, "speed": speed, "training": training, "metrics": metrics, "study": study,
                                            "vampprior": vampprior}
 
 
