@@ -26,6 +26,7 @@ own optimiser inside the objective and is trained per rank.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -64,7 +65,16 @@ def current(device_type: str | None = None) -> DistInfo:
             return DistInfo()
         backend = "nccl" if device_type == "cuda" and torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
+        atexit.register(_shutdown)  # a group left alive at exit aborts the process (gloo's threads)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+
+
+def _shutdown() -> None:
+    """Destroy the process group this module created, before the interpreter tears down."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
