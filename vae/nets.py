@@ -89,22 +89,41 @@ def _check_rate(dropout: float) -> float:
     return float(dropout)
 
 
-class _ConvEncoder(nn.Module):
-    """Shared by the 64×64 conv encoders: ``convs`` → flatten → ``dense`` → Gaussian ``heads``, in
-    the channels-last memory layout when ``channels_last`` (weights and inputs; state dict unchanged)."""
-
-    input_shape: tuple[int, int, int]
+class _ChannelsLast(nn.Module):
+    """A conv net whose weights and activations use the channels-last memory layout when
+    ``channels_last`` (faster convolutions on CPU and GPU; the state dict is unchanged)."""
 
     def _set_layout(self, channels_last: bool) -> None:
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
 
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class _ConvEncoder(_ChannelsLast):
+    """Shared by the 64×64 conv encoders: ``convs`` → flatten → ``dense`` → Gaussian ``heads``."""
+
+    input_shape: tuple[int, int, int]
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         _check_image(x, self.input_shape, type(self).__name__)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.heads(self.dense(self.convs(x).flatten(1)))
+        return self.heads(self.dense(self.convs(self._layout(x)).flatten(1)))
+
+
+class _ConvDecoder(_ChannelsLast):
+    """Shared by the 64×64 conv decoders: ``dense`` → reshape to ``_grid`` = (channels, side) →
+    ``deconvs`` (logits shaped like the images)."""
+
+    latent_dim: int
+    _grid: tuple[int, int]
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"{type(self).__name__} expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
+        c, side = self._grid
+        return self.deconvs(self._layout(self.dense(z).view(-1, c, side, side)))
 
 
 class ConvEncoder64(_ConvEncoder):
@@ -141,7 +160,7 @@ class ConvEncoder64(_ConvEncoder):
         self._set_layout(channels_last)
 
 
-class ConvDecoder64(nn.Module):
+class ConvDecoder64(_ConvDecoder):
     """The original report's decoder: Dense D → 8·8·128 → LeakyReLU, reshape (128, 8, 8),
     3× [ConvTranspose 3×3 stride 2 (128, 64, 32) → BN → LeakyReLU], ConvTranspose 32 → out_channels
     (3×3, stride 1, no bias) → logits (B, out_channels, 64, 64).
@@ -172,17 +191,8 @@ class ConvDecoder64(nn.Module):
             c_in = c
         layers.append(nn.ConvTranspose2d(c_in, int(out_channels), 3, stride=1, padding=1, bias=False))
         self.deconvs = nn.Sequential(*layers)
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
-
-    def forward(self, z: Tensor) -> Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"ConvDecoder64 expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
-        h = self.dense(z).view(-1, self._c0, 8, 8)
-        if self.channels_last:
-            h = h.contiguous(memory_format=torch.channels_last)
-        return self.deconvs(h)
+        self._grid = (self._c0, 8)
+        self._set_layout(channels_last)
 
 
 class StandardEncoder64(_ConvEncoder):
@@ -214,7 +224,7 @@ class StandardEncoder64(_ConvEncoder):
         self._set_layout(channels_last)
 
 
-class StandardDecoder64(nn.Module):
+class StandardDecoder64(_ConvDecoder):
     """The disentanglement literature's decoder: Dense D → 256 → ReLU → Dense 1024 → ReLU, reshape
     (64, 4, 4), 3× [ConvTranspose 4×4 stride 2, padding 1 (64, 32, 32) → ReLU], ConvTranspose 4×4
     stride 2 → out_channels logits (B, out_channels, 64, 64). 381,313 parameters at latent 10.
@@ -237,17 +247,8 @@ class StandardDecoder64(nn.Module):
             c_in = int(c)
         layers.append(nn.ConvTranspose2d(c_in, int(out_channels), 4, stride=2, padding=1))
         self.deconvs = nn.Sequential(*layers)
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
-
-    def forward(self, z: Tensor) -> Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"StandardDecoder64 expects z of shape (B, {self.latent_dim}); got {tuple(z.shape)}")
-        h = self.dense(z).view(-1, 64, 4, 4)
-        if self.channels_last:
-            h = h.contiguous(memory_format=torch.channels_last)
-        return self.deconvs(h)
+        self._grid = (64, 4)
+        self._set_layout(channels_last)
 
 
 #: ``--arch`` names: the original report's network and the literature's standard one.
