@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 
 import torch
@@ -73,8 +74,16 @@ def _shutdown() -> None:
     """Destroy the process group this module created, before the interpreter tears down."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:  # no rank closes its connections while another is still using them
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+        pass
+    dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
