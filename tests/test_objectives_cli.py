@@ -90,3 +90,40 @@ def test_a_train_run_folder_reloads_with_load_run(train_vae, tmp_path):
     loc, _ = run.model.encode(x)
     again = vae.load_run(out).model.encode(x)[0]
     assert torch.equal(loc, again) and run.model.decode(loc).shape == (3, 1, 28, 28)
+
+
+class _NoisyLoss(torch.nn.Module):
+    """A loss of pure noise (plus a parameter the optimiser may move): only the RNG sets its value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def loss_terms(self, x):
+        noise = torch.rand(x.shape[0]).sum()
+        return {"loss": noise + 0.0 * self.w, "noise": noise}
+
+
+def test_validation_draws_the_same_random_numbers_every_epoch():
+    torch.set_num_threads(1)
+    data = ImageDataset(torch.rand(40, 1, 2, 2))
+    hist = fit(_NoisyLoss(), data, epochs=3, batch_size=10, val_fraction=0.25, progress=False, seed=2)
+    vals = [r["val_loss"] for r in hist.rows]
+    trains = [r["train_loss"] for r in hist.rows]
+    assert vals[0] == vals[1] == vals[2]      # common random numbers across epochs
+    assert len(set(trains)) == 3               # training noise still fresh every epoch
+
+
+def test_early_stopping_start_ignores_the_warm_up_epochs():
+    torch.set_num_threads(1)
+    data = ImageDataset((torch.rand(60, 1, 4, 4) < 0.3).float())
+    kw = dict(epochs=30, batch_size=10, lr=0.5, progress=False, early_stopping=2, seed=1)
+    plain = fit(_model(), data, **kw)
+    start = plain.meta["best_epoch"] + 3          # the plain run's best lies inside this "warm-up"
+    late = fit(_model(), data, early_stopping_start=start, **kw)
+    vals = [r["val_loss"] for r in late.rows]
+    best = late.meta["best_epoch"]
+    assert best > start and vals[best - 1] == min(vals[start:])
+    assert late.meta["stopped_early_at"] == best + 2
+    with pytest.raises(ValueError, match="early_stopping_start"):
+        fit(_model(), data, epochs=2, batch_size=10, early_stopping=1, early_stopping_start=-1, progress=False)

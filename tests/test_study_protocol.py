@@ -275,3 +275,21 @@ def test_model_specs_only_call_builders_of_this_package():
         build_from_spec(model_spec("os:system", command="true"))
     with pytest.raises(ValueError, match="not a model spec"):
         build_from_spec({"kwargs": {}})
+
+
+@pytest.mark.parametrize("name", ["btcvae", "factorvae"])
+def test_an_objective_protocol_trains_with_its_objective_and_records_it(tmp_path, name):
+    from vae.data.dsprites import load_dsprites
+    from vae.protocol import OBJECTIVE_CONFIGS, PROTOCOLS, mig_images, run_one
+    from vae.train import load_checkpoint
+
+    torch.set_num_threads(1)
+    assert PROTOCOLS[f"cpu-{name}"].objective == OBJECTIVE_CONFIGS[name] and PROTOCOLS[f"cpu-{name}"].runs() == [(1.0, 0)]
+    proto = replace(PROTOCOLS["smoke"], epochs=1, max_samples=400, mig_samples=300, null_repeats=1,
+                    objective=OBJECTIVE_CONFIGS[name])
+    data = load_dsprites(max_samples=proto.max_samples, seed=0, cache=False)
+    mig_data, idx = mig_images(proto)
+    rec = run_one(proto, 1.0, 0, data, mig_data, idx, tmp_path, tmp_path / "m", "cpu", log=lambda m: None)
+    assert rec["objective"] == OBJECTIVE_CONFIGS[name]
+    saved = load_checkpoint(tmp_path / "beta_1_seed_0" / "checkpoint.pt")["config"]["objective"]
+    assert saved["name"] == name and {"tc", "d_loss"} & {k.removeprefix("train_") for k in rec["final"]}

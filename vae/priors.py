@@ -26,6 +26,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from vae.mixture import DiagonalNormalMixture
 from vae.modes import eval_mode
 
 __all__ = ["Prior", "StandardNormal", "VampPrior", "MixtureOfGaussians", "PRIORS", "make_prior"]
@@ -91,12 +92,9 @@ class StandardNormal(Prior):
 
 
 def _mixture(logits: Tensor, loc: Tensor, scale: Tensor) -> dist.TorchDistribution:
-    """Mixture of K diagonal Gaussians: log p(z) = logsumexp_k [log w_k + log N(z; loc_k, scale_k)]."""
-    return dist.MixtureSameFamily(
-        dist.Categorical(logits=logits, validate_args=False),
-        dist.Normal(loc, scale, validate_args=False).to_event(1),
-        validate_args=False,
-    )
+    """Mixture of K diagonal Gaussians: log p(z) = logsumexp_k [log w_k + log N(z; loc_k, scale_k)],
+    evaluated as two matrix products (:class:`vae.mixture.DiagonalNormalMixture`), never (N, K, D)."""
+    return DiagonalNormalMixture(logits, loc, scale)
 
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor] | None] = {
@@ -111,11 +109,14 @@ class VampPrior(Prior):
 
     The pseudo-inputs ``u`` (K, *input_shape) are pushed through ``encoder`` (the VAE's own encoder,
     shared, so this prior has the encoder's parameters as well) and mixed with equal weights; the
-    log density is a logsumexp over the K components (``MixtureSameFamily``).
+    log density is a logsumexp over the K components, computed as two matrix products
+    (:class:`vae.mixture.DiagonalNormalMixture`: no (B, K, D) tensor).
 
     ``pseudo_activation``: ``"hardtanh"`` (default, as in the paper: clip to [0, 1]), ``"sigmoid"``
     or ``"none"`` — maps the free parameters to the image range before encoding. Initialised as
-    0.5 + 0.01·noise; :meth:`init_from_data` copies K training images instead.
+    ``init_mean + init_std · N(0, 1)`` (default 0.5 + 0.01·noise; the reference implementation,
+    jmtomczak/vae_vampprior, uses mean 0.05, std 0.01 for MNIST); :meth:`init_from_data` copies K
+    training images instead.
 
     The pseudo-inputs always go through the encoder in eval mode (each submodule's mode is restored
     afterwards; gradients still flow): with BatchNorm they are normalised with the running
@@ -138,6 +139,7 @@ class VampPrior(Prior):
         latent_dim: int | None = None,
         pseudo_activation: str = "hardtanh",
         init_std: float = 0.01,
+        init_mean: float = 0.5,
     ) -> None:
         if int(n_components) < 1:
             raise ValueError(f"n_components must be a positive integer; got {n_components!r}")
@@ -158,7 +160,7 @@ class VampPrior(Prior):
         self.n_components = int(n_components)
         self.input_shape = input_shape
         self.pseudo_activation = pseudo_activation
-        self.pseudo_inputs = nn.Parameter(0.5 + init_std * torch.randn(self.n_components, *input_shape))
+        self.pseudo_inputs = nn.Parameter(float(init_mean) + float(init_std) * torch.randn(self.n_components, *input_shape))
         self.register_buffer("mix_logits", torch.zeros(self.n_components))
 
     def inputs(self) -> Tensor:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Protocol", "PROTOCOLS", "run_protocol", "run_one", "mig_images", "shard_runs", "run_name",
+__all__ = ["Protocol", "PROTOCOLS", "OBJECTIVE_CONFIGS", "run_protocol", "run_one", "mig_images", "shard_runs", "run_name",
            "build_study_model"]
 
 ACTIVE_KL = 0.01  # nats: a latent dimension whose mean KL exceeds this is "active"
@@ -55,6 +55,7 @@ class Protocol:
     null_repeats: int = 5
     report_kwargs: dict = field(default_factory=dict)  # e.g. dropout / batchnorm for the report net
     fit_options: dict = field(default_factory=dict)    # passed to fit: autocast, compile, checkpoint_every, ...
+    objective: dict | None = None           # an objective's config (vae.objectives); None: the model's β-ELBO
     description: str = ""
 
     def runs(self) -> list[tuple[float, int]]:
@@ -81,6 +82,22 @@ PROTOCOLS: dict[str, Protocol] = {
         description="the study of the original homework report (docs/exercises.md): its network, β 1/5/10, 50 epochs × 200,000 images, batch 256 "
         "(≈111,000 steps: a GPU run)"),
 }
+
+#: The objectives compared on the cpu protocol (seed 0 each; the β-VAE rows come from the study itself):
+#: each objective's usual weight (disentanglement_lib's defaults or the paper's), the capacity of the
+#: annealed objective raised to 25 nats over the run's 5,000 steps instead of Burgess et al.'s 100,000.
+OBJECTIVE_CONFIGS: dict[str, dict] = {
+    "annealed": {"name": "annealed", "gamma": 1000.0, "c_max": 25.0, "n_steps": 5_000},
+    "btcvae": {"name": "btcvae", "beta": 6.0},
+    "factorvae": {"name": "factorvae", "gamma": 10.0},
+    "dipvae1": {"name": "dipvae1", "lambda_od": 10.0, "lambda_d": 100.0},
+    "dipvae2": {"name": "dipvae2", "lambda_od": 10.0, "lambda_d": 10.0},
+    "iwae": {"name": "iwae", "k": 5},
+}
+for _name, _cfg in OBJECTIVE_CONFIGS.items():
+    PROTOCOLS[f"cpu-{_name}"] = replace(
+        PROTOCOLS["cpu"], name=f"cpu-{_name}", betas=(1.0,), seeds=(0,), objective=_cfg,
+        description=f"the cpu protocol trained with the {_name} objective ({_cfg}), seed 0")
 
 
 def run_name(beta: float, seed: int) -> str:
@@ -226,8 +243,16 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
         log(f"  {run_name(beta, seed)} epoch {epoch}/{protocol.epochs}: step {point['step']}, "
             f"val loss {row.get('val_loss', float('nan')):.2f}, MIG {point['mig']:.4f}")
 
+    objective = None
+    if protocol.objective is not None:
+        from vae.objectives import objective_from_config
+
+        cfg = dict(protocol.objective)
+        if cfg.get("name") == "factorvae":
+            cfg.setdefault("latent_dim", model.latent_dim)
+        objective = objective_from_config(cfg)
     t0 = time.time()
-    hist = fit(model, data, epochs=protocol.epochs, batch_size=protocol.batch_size, lr=protocol.lr,
+    hist = fit(model, data, epochs=protocol.epochs, objective=objective, batch_size=protocol.batch_size, lr=protocol.lr,
                val_fraction=protocol.val_fraction, device=device, seed=seed, checkpoint=ckpt,
                resume=ckpt.is_file(), progress=progress, epoch_size=protocol.epoch_size,
                config={"beta": beta, "arch": protocol.arch, "latent_dim": model.latent_dim,
@@ -245,6 +270,7 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
         s["mig"] = float(mig(f["means"], mig_data.factors, n_bins=protocol.mig_bins).score)
     final = hist.final()
     record = {"protocol": protocol.name, "arch": protocol.arch, "beta": beta, "seed": seed, **s,
+              **({"objective": dict(protocol.objective)} if protocol.objective is not None else {}),
               "final": {k: v for k, v in final.items() if k != "epoch"},
               "steps": protocol.steps_per_run(n_train), "images_seen": protocol.epochs * (protocol.epoch_size or n_train),
               "batch_size": protocol.batch_size, "lr": protocol.lr, "latent_dim": model.latent_dim,

@@ -58,6 +58,7 @@ def fit(
     checkpoint_every: int = 1,
     objective=None,
     early_stopping: int | None = None,
+    early_stopping_start: int = 0,
     restore_best: bool = True,
 ) -> History:
     """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
@@ -109,6 +110,8 @@ def fit(
         early_stopping: stop when the validation loss has not improved for this many epochs
             (``None``: never); with ``restore_best`` the model ends with the best epoch's weights
             (``History.meta["best_epoch"]``), kept in the checkpoint so that resume knows them.
+        early_stopping_start: epochs not compared for early stopping (the best epoch is sought
+            after it): the length of a warm-up, while a scheduled weight still changes the loss.
         restore_best: see ``early_stopping``.
         checkpoint_every: write the checkpoint every this many epochs (and always after the last);
             large values spare a fast GPU run the per-epoch host work of an fsync'd checkpoint.
@@ -217,7 +220,7 @@ class _Run:
             raise ValueError(f"model must be an nn.Module with a loss_terms(x) -> dict method "
                              f"(per-batch sums, key 'loss'); {who} has none")
         for name, low in (("epochs", 1), ("batch_size", 1), ("check_every", 0), ("seed", 0), ("bn_recalibration", 0),
-                          ("checkpoint_every", 1)):
+                          ("checkpoint_every", 1), ("early_stopping_start", 0)):
             o[name] = check_int(name, o[name], low)
         for name in ("epoch_size", "early_stopping", "val_batch_size"):
             if o[name] is not None:
@@ -279,7 +282,8 @@ class _Run:
             "transform": _callable_name(o["transform"]),
             **({"epoch_size": o["epoch_size"]} if o["epoch_size"] is not None else {}),
             **({"objective": obj.config()} if obj is not None and hasattr(obj, "config") else {}),
-            **({"early_stopping": o["early_stopping"]} if o["early_stopping"] is not None else {}),
+            **({"early_stopping": o["early_stopping"], "early_stopping_start": o["early_stopping_start"]}
+               if o["early_stopping"] is not None else {}),
             **({"world_size": self.dist.world} if self.dist.active else {}),
             **dict(o["config"] or {}),
         }
@@ -355,8 +359,12 @@ class _Run:
     def validate(self) -> Tensor | None:
         if self.val_imgs is None:
             return None
-        sums = _evaluate(self.model, self.val_imgs, self.opts["transform"], self.keys, self.opts["val_batch_size"],
-                         self.acc_dtype, self.loss, self.dist)
+        # the same random numbers every epoch (a random transform, the reparameterised sample), so
+        # epochs are compared on equal terms; the training stream is left where it was
+        with torch.random.fork_rng(devices=[self.dev] if self.dev.type == "cuda" else [], device_type=self.dev.type):
+            torch.manual_seed(self.opts["seed"] * 1_000_003 + 7_919 * (self.dist.rank + 1))
+            sums = _evaluate(self.model, self.val_imgs, self.opts["transform"], self.keys, self.opts["val_batch_size"],
+                             self.acc_dtype, self.loss, self.dist)
         return dd.all_reduce_sum(sums, self.dist)
 
     def record(self, epoch: int, sums: Tensor, seen: int, val_sums: Tensor | None, seconds: float, bar) -> dict:
@@ -384,7 +392,7 @@ class _Run:
 
     def early_stop(self, epoch: int, row: dict) -> bool:
         patience = self.opts["early_stopping"]
-        if patience is None:
+        if patience is None or epoch <= self.opts["early_stopping_start"]:
             return False
         if not self.best.get("model") or row["val_loss"] < self.best["val_loss"]:
             self.best = {"epoch": epoch, "val_loss": row["val_loss"],
