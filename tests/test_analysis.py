@@ -140,3 +140,41 @@ def test_latent_traversals_decode_the_swept_codes(tmp_path):
 def test_plot_per_dim_kl(tmp_path):
     p = plot_per_dim_kl({"beta=1": np.array([0.0, 0.5, 3.0]), "beta=10": np.array([0.001, 0.0, 1.0])}, tmp_path / "kl.png")
     assert p.stat().st_size > 1000
+
+
+def test_pca_colours_ordered_factors_on_ordered_scales_and_orientation_on_a_cyclic_one(tmp_path, monkeypatch):
+    import matplotlib.axes
+    from matplotlib import colormaps
+
+    cmaps = []
+    orig = matplotlib.axes.Axes.scatter
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", lambda self, *a, **k: (cmaps.append(k.get("cmap")), orig(self, *a, **k))[1])
+    rng = np.random.default_rng(3)
+    n = 300
+    f = np.column_stack([rng.integers(0, 3, n), rng.integers(0, 6, n), rng.integers(0, 40, n), rng.integers(0, 32, n)])
+    plot_pca_by_factor(rng.normal(size=(n, 2)), f, ("shape", "scale", "orientation", "posX"), tmp_path / "p.png",
+                       class_labels={"shape": ("square", "ellipse", "heart")},
+                       factor_values={"scale": np.linspace(0.5, 1, 6), "orientation": np.linspace(0, 360, 40),
+                                      "posX": np.linspace(0, 1, 32)}, cyclic=("orientation",))
+    shape, scale, orient, posx = cmaps
+    tab10 = colormaps["tab10"].colors
+    assert [tuple(c[:3]) for c in shape.colors] == [tuple(c) for c in tab10[:3]]           # unordered: distinct hues
+    viridis = colormaps["viridis"]
+    assert np.allclose(np.asarray(scale.colors), viridis(np.linspace(0, 1, 6)))            # ordered: viridis steps
+    assert orient == "twilight" and posx == "viridis"
+
+
+def test_traversal_figure_shows_the_input_and_each_columns_value(tmp_path, monkeypatch):
+    import vae.analysis as analysis
+
+    seen = {}
+    monkeypatch.setattr(analysis, "save_image_grid", lambda rows, path, **k: seen.update(rows=rows, **k))
+    m = tiny_vae(d=3, seed=2)
+    x = torch.rand(2, 1, 4, 4)
+    grid = latent_traversals(m, x, tmp_path / "t.png", dims=[1], n_steps=3, span=2.0, row_labels=["z1"])
+    assert seen["col_labels"] == ["input", "-2", "+0", "+2"]
+    torch.testing.assert_close(seen["rows"][0][0], x[0])                  # the reference image first
+    torch.testing.assert_close(seen["rows"][0][1:], grid[0])
+    with torch.no_grad():
+        code = float(m.encode(x[:1])[0][0, 1])
+    assert seen["row_labels"] == [f"z1\n(code {code:+.2f})"]

@@ -156,6 +156,7 @@ def plot_pca_by_factor(
     class_labels: Mapping[str, Sequence[str]] | None = None,
     factor_values: Mapping[str, Sequence[float]] | None = None,
     factor_units: Mapping[str, str] | None = None,
+    cyclic: Sequence[str] = (),
 ) -> list[Path]:
     """Scatter the 2-d projection once per factor, points coloured by the factor's class.
 
@@ -170,7 +171,12 @@ def plot_pca_by_factor(
     indices): ``class_labels[name]`` is a label per class index (``("square", "ellipse", "heart")``);
     ``factor_values[name]`` the value of each class index (dSprites' ``factor_values``: the 6 scales,
     40 orientations, 32 positions), used as the ticks of a categorical factor and as the colour of an
-    ordinal one (more than 10 classes); ``factor_units[name]`` is added to the colour bar's label.
+    ordinal one; ``factor_units[name]`` is added to the colour bar's label.
+
+    Colours: a factor with class labels (or without values and at most 10 classes) is categorical,
+    one distinct hue per class (dSprites' shape); a factor with values is ordinal, drawn on an
+    ordered scale (viridis: scale, positions), or on a cyclic one (twilight) when it is named in
+    ``cyclic`` (orientation: 0° and 360° are the same angle).
     """
     class_labels = dict(class_labels or {})
     factor_values = {k: np.asarray(v, dtype=np.float64) for k, v in (factor_values or {}).items()}
@@ -220,20 +226,26 @@ def plot_pca_by_factor(
         classes = np.unique(factors[:, k])
         n_classes = len(classes)
         named = name in class_labels or name in factor_values
-        if n_classes <= 10:  # categorical: one distinct colour per class, ticks at the classes
+        categorical = name in class_labels or (name not in factor_values and n_classes <= 10)
+        if n_classes <= 10:  # one colour per class, ticks at the classes
             codes = np.searchsorted(classes, f[:, k])
-            cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
+            if categorical:  # unordered classes (shape): distinct hues
+                cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
+            else:  # few ordered values (scale): steps of an ordered colour scale
+                cmap = ListedColormap(plt.get_cmap("twilight" if name in cyclic else "viridis")(
+                    np.linspace(0.0, 1.0 if name not in cyclic else 1.0 - 1.0 / n_classes, n_classes)))
             norm = BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes)
             sc = ax.scatter(p[:, 0], p[:, 1], c=codes, cmap=cmap, norm=norm, s=size, alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(n_classes))
             cb.set_ticklabels([tick_label(name, c) for c in classes])
-        else:  # ordinal (orientation, positions): a sequential colour scale, in the factor's values if known
+        else:  # many ordered values (orientation, positions): a continuous ordered (or cyclic) scale
             vals = [value_of(name, c) for c in classes]
             if name in factor_values and all(v is not None for v in vals):
                 colour = np.asarray(vals)[np.searchsorted(classes, f[:, k])]
             else:
                 colour, named = f[:, k], False
-            sc = ax.scatter(p[:, 0], p[:, 1], c=colour, cmap="viridis", s=size, alpha=0.75, linewidths=0, rasterized=True)
+            sc = ax.scatter(p[:, 0], p[:, 1], c=colour, cmap="twilight" if name in cyclic else "viridis", s=size,
+                            alpha=0.75, linewidths=0, rasterized=True)
             cb = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
         unit = factor_units.get(name)
         cb.set_label((f"{name} ({unit})" if unit else name) if named else f"{name} class")
@@ -281,6 +293,7 @@ def latent_traversals(
     device=None,
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
+    reference: bool = True,
 ) -> Tensor:
     """Decode sweeps of single latent dimensions around an image's code.
 
@@ -288,7 +301,8 @@ def latent_traversals(
     code; row ``r`` sets dimension ``dims[r]`` to each of ``n_steps`` values evenly spaced in
     ``[-span, span]`` (the prior's ±2.5σ by default), the other dimensions fixed. Returns the
     decoded mean images, (len(dims), n_steps, C, H, W) on the CPU; with ``path`` also saves the grid
-    (rows: dimensions, columns: values).
+    (rows: dimensions, columns: values, each column headed by its value; with ``reference`` a first
+    column repeats the input image, and each row label gives the dimension's own code value).
     """
     if int(n_steps) < 1:
         raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}")
@@ -315,7 +329,15 @@ def latent_traversals(
         grid = out.view(len(dims), int(n_steps), *out.shape[1:]).cpu()
     if path is not None:
         labels = list(row_labels) if row_labels is not None else [f"z{d}" for d in dims]
-        save_image_grid(list(grid), path, row_labels=labels, title=title, cell_inches=0.62)
+        base = loc[0].detach().cpu()
+        labels = [f"{lab}\n(code {float(base[d]):+.2f})" for lab, d in zip(labels, dims)]
+        cols = [f"{float(v):+.2g}" for v in values.cpu()]
+        rows = list(grid)
+        if reference:
+            ref = xb[:1].float().clamp(0, 1).cpu()
+            rows = [torch.cat([ref, r]) for r in rows]
+            cols = ["input"] + cols
+        save_image_grid(rows, path, row_labels=labels, title=title, cell_inches=0.62, col_labels=cols)
     return grid
 
 

@@ -42,8 +42,10 @@ def save_image_grid(
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
     cell_inches: float = 1.0,
+    col_labels: Sequence[str] | None = None,
 ) -> Path:
     """Save rows of images as one PNG grid; each row is an (N, C, H, W) tensor or array.
+    ``row_labels`` go left of the rows, ``col_labels`` above the columns.
 
     >>> import torch
     >>> save_image_grid([torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)], "/tmp/grid.png",
@@ -68,6 +70,8 @@ def save_image_grid(
                 ax.imshow(row[j], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         if row_labels:
             axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
+    for j, label in enumerate(list(col_labels or [])[:n_cols]):
+        axes[0, j].set_title(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

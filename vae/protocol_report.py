@@ -236,7 +236,8 @@ def _per_beta_figures(rec: dict, out: Path, fig_dir: Path) -> dict[str, str]:
         title=f"PCA of encoder means, β = {rec['beta']:g} (seed {rec['seed']})", seed=0,
         class_labels={"shape": SHAPE_NAMES},
         factor_values={"scale": fv["scale"], "orientation": np.degrees(fv["orientation"]), "posX": fv["posX"], "posY": fv["posY"]},
-        factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"})
+        factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"},
+            cyclic=("orientation",))
     model = _run_model(rec)
     show_idx = indices[np.linspace(0, len(indices) - 1, 8).astype(int)]
     imgs = torch.from_numpy(generate_dsprites(show_idx)[0]).float()[:, None]
@@ -328,6 +329,19 @@ def _markdown(records, summary, per_beta, out: Path, base: dict, table=None) -> 
     r.figure(out / "figures" / "mig_vs_steps.png", "MIG against training steps, one line per run", out)
     r.heading("Answer")
     r.text(answer(summary, records))
+    r.heading("Reading the numbers")
+    from vae.protocol import ACTIVE_KL
+
+    r.text(f"*Active dimension*: a latent dimension whose KL(q(z_d|x) ‖ N(0, 1)), averaged over the MIG images, "
+           f"exceeds {ACTIVE_KL:g} nats. An inactive dimension's posterior is the prior for every image: it carries "
+           "no information, the decoder ignores it, and its traversal row shows one unchanging image. A larger β "
+           "makes each nat of KL dearer, so fewer dimensions stay active (the table's column).")
+    r.text(f"*Training loss above validation loss*: each epoch's training loss is the mean over the epoch's "
+           "batches, each scored with the weights of its own step, so early batches count with older, worse weights; "
+           "the validation loss is scored once, after the epoch, with the final weights (in eval mode, on the "
+           "same random numbers every epoch). While the loss is still falling, as here (training and validation "
+           "images come from the same 737,280-image grid and no run overfits in {r0['steps']:,} steps), the end-of-epoch "
+           "validation loss is the lower one. A validation loss above the training loss would signal overfitting.")
     if table:
         r.heading("Every metric")
         names = list(next(iter(table.values())))

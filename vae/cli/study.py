@@ -351,7 +351,8 @@ def run(args) -> dict:
             class_labels={"shape": SHAPE_NAMES},
             factor_values={"scale": fv["scale"], "orientation": np.degrees(fv["orientation"]),
                            "posX": fv["posX"], "posY": fv["posY"]},
-            factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"})
+            factor_units={"orientation": "degrees", "posX": "0 = left, 1 = right", "posY": "0 = top, 1 = bottom"},
+            cyclic=("orientation",))
         if b == b_max:
             pca_paths, ratio = paths_b, ratio_b
         else:
