@@ -91,7 +91,7 @@ def train_one(prior: str, k: int, seed: int, args, device, train, x_test) -> dic
     hist = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device, seed=seed,
                transform=dynamic_binarize, progress=args.progress, val_fraction=args.val_fraction,
                objective=ELBO(beta=warm), early_stopping=args.patience, early_stopping_start=args.warmup,
-               checkpoint=ck, resume=ck.is_file(), checkpoint_every=10)
+               checkpoint=ck, resume=ck.is_file(), checkpoint_every=10, val_seed=seed)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     ll = iwae_log_likelihood(model, x_test, n_samples=args.iwae_samples, chunk_size=args.chunk_size, seed=seed)

@@ -107,11 +107,15 @@ class _NoisyLoss(torch.nn.Module):
 def test_validation_draws_the_same_random_numbers_every_epoch():
     torch.set_num_threads(1)
     data = ImageDataset(torch.rand(40, 1, 2, 2))
-    hist = fit(_NoisyLoss(), data, epochs=3, batch_size=10, val_fraction=0.25, progress=False, seed=2)
+    kw = dict(epochs=3, batch_size=10, val_fraction=0.25, progress=False, seed=2)
+    hist = fit(_NoisyLoss(), data, val_seed=5, **kw)
     vals = [r["val_loss"] for r in hist.rows]
     trains = [r["train_loss"] for r in hist.rows]
     assert vals[0] == vals[1] == vals[2]      # common random numbers across epochs
     assert len(set(trains)) == 3               # training noise still fresh every epoch
+    plain = fit(_NoisyLoss(), data, **kw)      # without val_seed: validation draws from the training stream
+    assert len({r["val_loss"] for r in plain.rows}) == 3 and plain.rows[0]["train_loss"] == trains[0]
+    assert [r["train_loss"] for r in plain.rows][1:] != trains[1:]
 
 
 def test_early_stopping_start_ignores_the_warm_up_epochs():

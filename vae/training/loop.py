@@ -60,6 +60,7 @@ def fit(
     early_stopping: int | None = None,
     early_stopping_start: int = 0,
     restore_best: bool = True,
+    val_seed: int | None = None,
 ) -> History:
     """Train ``model`` (any ``nn.Module`` with ``loss_terms(x) -> dict``) on ``data``.
 
@@ -113,6 +114,10 @@ def fit(
         early_stopping_start: epochs not compared for early stopping (the best epoch is sought
             after it): the length of a warm-up, while a scheduled weight still changes the loss.
         restore_best: see ``early_stopping``.
+        val_seed: validate every epoch on the same random numbers, drawn from this seed (a random
+            ``transform``, the model's sampling), without touching the training stream: epochs are
+            then compared on equal terms, as early stopping wants. ``None``: validation draws from
+            the training stream (what runs recorded before this option did).
         checkpoint_every: write the checkpoint every this many epochs (and always after the last);
             large values spare a fast GPU run the per-epoch host work of an fsync'd checkpoint.
 
@@ -225,6 +230,8 @@ class _Run:
         for name in ("epoch_size", "early_stopping", "val_batch_size"):
             if o[name] is not None:
                 o[name] = check_int(name, o[name], 1)
+        if o["val_seed"] is not None:
+            o["val_seed"] = check_int("val_seed", o["val_seed"], 0)
         o["val_batch_size"] = o["val_batch_size"] or o["batch_size"]
         lr = o["lr"]
         if o["optimizer"] is None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -359,12 +366,15 @@ class _Run:
     def validate(self) -> Tensor | None:
         if self.val_imgs is None:
             return None
+        args = (self.model, self.val_imgs, self.opts["transform"], self.keys, self.opts["val_batch_size"],
+                self.acc_dtype, self.loss, self.dist)
+        if self.opts["val_seed"] is None:
+            return dd.all_reduce_sum(_evaluate(*args), self.dist)
         # the same random numbers every epoch (a random transform, the reparameterised sample), so
         # epochs are compared on equal terms; the training stream is left where it was
         with torch.random.fork_rng(devices=[self.dev] if self.dev.type == "cuda" else [], device_type=self.dev.type):
-            torch.manual_seed(self.opts["seed"] * 1_000_003 + 7_919 * (self.dist.rank + 1))
-            sums = _evaluate(self.model, self.val_imgs, self.opts["transform"], self.keys, self.opts["val_batch_size"],
-                             self.acc_dtype, self.loss, self.dist)
+            torch.manual_seed(self.opts["val_seed"] * 1_000_003 + 7_919 * (self.dist.rank + 1))
+            sums = _evaluate(*args)
         return dd.all_reduce_sum(sums, self.dist)
 
     def record(self, epoch: int, sums: Tensor, seen: int, val_sums: Tensor | None, seconds: float, bar) -> dict:
