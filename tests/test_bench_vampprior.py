@@ -1,0 +1,48 @@
+"""The VampPrior benchmark's protocol code path at toy size: records per run, skip on rerun, gather."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vampprior.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_vampprior", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_grid_runs_record_skip_and_gather(bench, tmp_path, capsys):
+    torch.set_num_threads(1)
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ["--epochs", "3", "--warmup", "1", "--patience", "1", "--iwae-samples", "4", "--components", "3",
+            "--seeds", "0", "--hidden", "16", "--latent-dim", "3", "--out", str(out), "--work", str(work), "--threads", "1"]
+    assert bench.main(args) == 0
+    recs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(recs) == {"normal_seed0", "vamp3_seed0"}
+    for r in recs.values():
+        assert 1 < r["best_epoch"] <= r["epochs_trained"] <= 3          # the warm-up epoch is never the best
+        assert {"command", "device", "date", "protocol"} <= set(r)
+    first = capsys.readouterr().out
+    assert bench.main(args) == 0 and capsys.readouterr().out == ""     # finished runs are skipped
+    assert bench.main(["--gather", "--out", str(out), "--record", str(tmp_path / "t.txt")]) == 0
+    table = (tmp_path / "t.txt").read_text()
+    summary = json.loads((tmp_path / "t.json").read_text())
+    assert f"{recs['normal_seed0']['test_nll']:.2f}" in table and "normal_seed0" in first
+    lower = int(recs["vamp3_seed0"]["test_nll"] < recs["normal_seed0"]["test_nll"])
+    assert summary["lower_in"] == {"vamp3": [lower, 1]}
+    assert f"below the standard prior in {lower} of 1 seeds" in table
+
+
+def test_grid_order_and_bad_arguments(bench, capsys):
+    assert bench.grid([500, 50], [0, 1])[:3] == [("normal", 0, 0), ("vamp", 500, 0), ("vamp", 50, 0)]
+    with pytest.raises(SystemExit) as err:
+        bench.main(["--patience", "0"])
+    assert err.value.code == 2 and "--patience" in capsys.readouterr().err
