@@ -124,9 +124,37 @@ def study() -> str:
 
 def vampprior() -> str:
     v = _json("vampprior_mnist5k.json")
-    mean = v["mean_nll"]
-    parts = ", ".join(f"{k} {val:.1f}" for k, val in mean.items()) if isinstance(mean, dict) else str(mean)
-    return f"Mean held-out IWAE NLL over seeds (nats): {parts} (`vampprior_mnist5k.json`).\n"
+    runs = {r["run"]: r for r in v["runs"]}
+    seeds = sorted({r["seed"] for r in v["runs"]})
+    cols = [k for k in v["mean_nll"] if v["mean_nll"][k] is not None]
+    name = {"normal": "standard prior"} | {k: f"VampPrior K = {k[4:]}" for k in cols if k.startswith("vamp")}
+    out = [f"{v['device']}, {v['date']}; {v['protocol']} (`vampprior_mnist5k.json`).", "",
+           "| seed | " + " | ".join(name[k] for k in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for s in seeds:
+        cells = [f"{runs[f'{k}_seed{s}']['test_nll']:.2f}" if f"{k}_seed{s}" in runs else "—" for k in cols]
+        out.append(f"| {s} | " + " | ".join(cells) + " |")
+    out.append("| mean | " + " | ".join(f"{v['mean_nll'][k]:.2f}" for k in cols) + " |")
+    out.append("")
+    out.append("; ".join(f"{name[k]} below the standard prior in {lo} of {n} seeds" for k, (lo, n) in v["lower_in"].items())
+               + " (held-out IWAE NLL in nats, lower is better).")
+    return "\n".join(out) + "\n"
+
+
+def objectives() -> str:
+    v = _json("objectives_cpu.json")
+    groups: dict[str, list[dict]] = {}
+    for r in v["rows"]:
+        groups.setdefault(r["objective"], []).append(r)
+    out = [f"{v['device']}, {v['date']}; protocol {v['protocol']}; the β-VAE rows are the study's runs, each other "
+           "objective one run (seed 0) (`objectives_cpu.json`).", "",
+           "| objective | weights | runs | MIG | recon (nats) | KL (nats) | active dims |", "|---|---|---|---|---|---|---|"]
+    for name, rs in groups.items():
+        mean = lambda k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+        cfg = ", ".join(f"{k} {val:g}" if isinstance(val, (int, float)) else f"{k} {val}"
+                        for k, val in rs[0]["config"].items() if k != "name")
+        out.append(f"| {name} | {cfg} | {len(rs)} | {mean('mig'):.3f} | {mean('recon'):.1f} | {mean('kl'):.1f} | "
+                   f"{mean('active_dims'):.1f} |")
+    return "\n".join(out) + "\n"
 
 
 def variants() -> str:
@@ -165,7 +193,7 @@ def gamma() -> str:
 
 
 RENDERERS: dict[str, Callable[[], str]] = {"gamma": gamma, "variants": variants, "speed": speed, "training": training, "metrics": metrics, "study": study,
-                                           "vampprior": vampprior}
+                                           "vampprior": vampprior, "objectives": objectives}
 
 
 def render(readme: str) -> str:

@@ -12,7 +12,7 @@ import torch
 torch.set_num_threads(1)
 from torch import nn  # noqa: E402
 
-import vae.training.loop as loop  # noqa: E402
+import vae.training.run as run_module  # noqa: E402
 from vae.data.dataset import ImageDataset  # noqa: E402
 from vae.train import TrainingDiverged, fit  # noqa: E402
 
@@ -42,8 +42,8 @@ def data() -> ImageDataset:
 def main(out: str) -> None:
     rank = int(os.environ["RANK"])
     saves = []
-    real_save = loop.save_checkpoint
-    loop.save_checkpoint = lambda state, path: (saves.append(int(state["epoch"])), real_save(state, path))[1]
+    real_save = run_module.save_checkpoint
+    run_module.save_checkpoint = lambda state, path: (saves.append(int(state["epoch"])), real_save(state, path))[1]
     kw = dict(batch_size=8, lr=0.05, val_fraction=0.25, progress=False, seed=3)
     m = Regression()
     hist = fit(m, data(), epochs=2, checkpoint=os.path.join(out, "ddp.pt"), **kw)

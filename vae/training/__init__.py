@@ -1,6 +1,7 @@
 """Training: one ``fit`` loop for every model that exposes ``loss_terms(x) -> dict`` (or any objective).
 
-Modules: :mod:`~vae.training.loop` (``fit``), :mod:`~vae.training.history`, :mod:`~vae.training.checkpoints`,
+Modules: :mod:`~vae.training.loop` (``fit``), :mod:`~vae.training.run` (one run's state and steps),
+:mod:`~vae.training.history`, :mod:`~vae.training.checkpoints`,
 :mod:`~vae.training.batches` (batches, epoch slices), :mod:`~vae.training.batchnorm` (recalibration),
 :mod:`~vae.training.distributed` (torchrun / DDP), :mod:`~vae.training.runs` (``load_run``); data staging is
 :mod:`vae.staging`.
