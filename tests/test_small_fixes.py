@@ -82,3 +82,46 @@ def test_autoencoder_plain_grid_shows_the_pca_reference_row(plain_run):
     pca = autoencoder.pca_reconstruction(train.images, test.images, 16)
     torch.testing.assert_close(rows[1], pca[shown])
     assert (out / "plain_grid.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ 4: the Gamma exercise with --data
+def _gamma_text(capsys, *args: str) -> str:
+    from vi import cli
+
+    assert cli.main([*args, "--steps", "40", "--particles", "16", "--threads", "1", "--no-progress"]) == 0
+    return capsys.readouterr().out
+
+
+def _derivation(out: str) -> str:
+    return out[:out.index("\nSVI:")]
+
+
+def test_gamma_data_prints_the_derivation_for_n_observations(capsys):
+    from vi import analytic
+
+    data = [1.2, 0.4, 2.0]
+    out = _gamma_text(capsys, "--data", ",".join(map(str, data)))
+    head = _derivation(out)
+    assert "n = 3" in head and "Gamma(1 + n, 1 + Σx)" in head and "θ* = 1 + Σx" in head
+    assert "log Γ(n + 1) − (n + 1) log(1 + Σx)" in head
+    assert "q_θ = Gamma(2, rate θ)" not in head and "θ* = x + 1\n" not in head + "\n"
+    assert "shape fixed at α = 1 + n = 4" in head
+    # the numbers below it are the n-observation optimum of vi.analytic
+    alpha, theta = analytic.optimal_params(data)
+    assert (alpha, theta) == (4.0, pytest.approx(4.6))
+    assert f"optimum {theta:.4f}" in out and f"{analytic.log_evidence(data):.5f}" in out
+    assert "shape of q fixed, 1 + n = 4" in out
+
+
+def test_gamma_derivation_follows_the_shape_of_q(capsys):
+    from vi import analytic
+
+    learned = _derivation(_gamma_text(capsys, "--data", "1,2", "--learn-shape"))
+    assert "α and θ learned" in learned and "α* = 1 + n, θ* = 1 + Σx" in learned
+    fixed = _derivation(_gamma_text(capsys, "--data", "1,2", "--shape", "2"))
+    assert "θ* = α (1 + Σx)/(n + 1)" in fixed and "KL(q_θ* ‖ p(z | x)) > 0" in fixed
+    assert analytic.theta_star([1, 2], alpha=2) == pytest.approx(2 * 4 / 3)
+    one_x = _derivation(_gamma_text(capsys, "--x", "3", "--shape", "3"))
+    assert "θ* = α (x + 1)/2 = 1.5 (x + 1)" in one_x and "⇒  θ* = x + 1" not in one_x
+    exercise = _derivation(_gamma_text(capsys, "--x", "3"))  # the exercise itself: unchanged
+    assert "q_θ = Gamma(2, rate θ)" in exercise and "⇒  θ* = x + 1" in exercise and "−2 log(x + 1)" in exercise

@@ -126,6 +126,59 @@ HEADER = (f"{'x':>7} {'θ*':>9} {'θ_svi':>9} {'rel.err':>8} {'ELBO (MC ± se)':
           f" {'log p(x)':>10} {'|gap|':>9} {'KL end':>9} {'time':>7}")
 
 
+def derivation_lines(n: int | None, alpha: float | None = None, learn_shape: bool = False) -> list[str]:
+    """The derivation printed above the fits, for the problem actually solved.
+
+    ``n=None``: each x its own problem (one observation, the exercise); else one problem with
+    ``n`` observations (``--data``). ``alpha``: the fixed shape of q (None: 1 + n, which makes the
+    family contain the posterior); ``learn_shape``: alpha is fitted too (``alpha`` is its start).
+    The optimum is :func:`vi.analytic.optimal_params`: theta* = alpha (1 + Σx) / (1 + n) for a
+    fixed alpha, and the exact posterior Gamma(1 + n, 1 + Σx) with a learned one.
+    """
+    if n is None:  # the exercise: one observation x
+        fixed = None if learn_shape else (2.0 if alpha is None else float(alpha))
+        model = "Gamma exercise (Q1.4): z ~ Exponential(1), x | z ~ Exponential(rate z), "
+        if fixed == 2.0:
+            return [model + "q_θ = Gamma(2, rate θ)",
+                    "  −ELBO(θ) = 2 log θ − 2 + 2(x + 1)/θ + const  ⇒  θ* = x + 1",
+                    "  exact posterior p(z | x) = Gamma(2, x + 1) = q_θ*, so KL(q_θ* ‖ p(z|x)) = 0 and",
+                    "  ELBO(θ*) = log p(x) = log ∫ z e^{−z(x+1)} dz = −2 log(x + 1)"]
+        if fixed is None:
+            return [model + "q = Gamma(α, rate θ), α and θ learned",
+                    "  ELBO(α, θ) = (2 − α) ψ(α) − 2 log θ − α (x + 1)/θ + α + log Γ(α)",
+                    "  maximised by the exact posterior p(z | x) = Gamma(2, x + 1): α* = 2, θ* = x + 1,",
+                    "  KL(q* ‖ p(z|x)) = 0 and ELBO* = log p(x) = −2 log(x + 1)"]
+        return [model + f"q_θ = Gamma(α, rate θ), shape fixed at α = {fixed:g}",
+                "  −ELBO(θ) = 2 log θ + α (x + 1)/θ + const  ⇒  θ* = α (x + 1)/2 "
+                f"= {fixed / 2:g} (x + 1)",
+                f"  the exact posterior p(z | x) = Gamma(2, x + 1) has shape 2 ≠ α = {fixed:g}: it is not in the "
+                "family, so KL(q_θ* ‖ p(z|x)) > 0 and",
+                "  ELBO(θ*) < log p(x) = −2 log(x + 1)  (α = 2, the exercise's family, gives θ* = x + 1 and KL = 0)"]
+    fixed = None if learn_shape else (float(n + 1) if alpha is None else float(alpha))
+    lines = [f"Gamma exercise (Q1.4) for the n = {n} i.i.d. observation{'s' if n != 1 else ''} given "
+             "(the exercise has one):",
+             "  z ~ Exponential(1), x_i | z ~ Exponential(rate z); "
+             + ("q = Gamma(α, rate θ), α and θ learned" if fixed is None
+                else "q_θ = Gamma(α, rate θ), shape fixed at α = "
+                     + ("1 + n = " if fixed == n + 1 else "") + f"{fixed:g}"),
+             "  ELBO(α, θ) = n E_q[log z] − (1 + Σx) E_q[z] + H[q]",
+             "             = (n + 1 − α) ψ(α) − (n + 1) log θ − α (1 + Σx)/θ + α + log Γ(α)"]
+    if fixed is None:
+        lines += ["  maximised by the exact posterior p(z | x) = Gamma(1 + n, 1 + Σx): α* = 1 + n, θ* = 1 + Σx,",
+                  "  KL(q* ‖ p(z | x)) = 0 and ELBO* = log p(x) = log Γ(n + 1) − (n + 1) log(1 + Σx)"]
+    elif fixed == n + 1:
+        lines += ["  −ELBO(θ) = (n + 1) log θ + (n + 1)(1 + Σx)/θ + const  ⇒  θ* = 1 + Σx",
+                  "  exact posterior p(z | x) = Gamma(1 + n, 1 + Σx) = q_θ*, so KL(q_θ* ‖ p(z | x)) = 0 and",
+                  "  ELBO(θ*) = log p(x) = log Γ(n + 1) − (n + 1) log(1 + Σx)"]
+    else:
+        lines += ["  −ELBO(θ) = (n + 1) log θ + α (1 + Σx)/θ + const  ⇒  θ* = α (1 + Σx)/(n + 1)",
+                  f"  the exact posterior p(z | x) = Gamma(1 + n, 1 + Σx) has shape {n + 1} ≠ α = {fixed:g}: it is "
+                  "not in the family, so KL(q_θ* ‖ p(z | x)) > 0 and",
+                  "  ELBO(θ*) < log p(x) = log Γ(n + 1) − (n + 1) log(1 + Σx)"]
+    lines.append("  (for one observation, n = 1 and α = 2, this is the exercise: θ* = x + 1, ELBO* = −2 log(x + 1))")
+    return lines
+
+
 def run_cli(argv: list[str] | None = None) -> dict:
     """Parse, fit and report (text, or one JSON object with ``--json``); returns that JSON object.
     Errors propagate (:func:`main` handles them)."""
@@ -200,6 +253,10 @@ def run_cli(argv: list[str] | None = None) -> dict:
         "kl_star": 0,
         "neg_elbo": "2 log(theta) - 2 + 2 (x + 1) / theta",
     }
+    if args.shape is not None and not args.learn_shape and args.shape != 2:  # the family misses the posterior
+        symbolic.update(theta_star=f"{args.shape:g} (x + 1) / 2", kl_star="> 0 (shape of q != 2)",
+                        elbo_star="< log p(x) = -2 log(x + 1)",
+                        neg_elbo=f"2 log(theta) + {args.shape:g} (x + 1) / theta + const")
     summary_png = None
     if args.plot is not None and len(results) > 1 and all(k == "x" for k, *_ in results):
         from vi.plots import plot_theta_vs_x
@@ -224,12 +281,11 @@ def run_cli(argv: list[str] | None = None) -> dict:
         shape_txt = "learned (start " + ("1, the prior's" if args.shape is None
                                          else f"{args.shape:g}") + ")"
     else:
-        shape_txt = "fixed, " + ("1 + n (= 2 for one x)" if args.shape is None else f"{args.shape:g}")
-    print("Gamma exercise (Q1.4): z ~ Exponential(1), x | z ~ Exponential(rate z), "
-          "q_θ = Gamma(2, rate θ)")
-    print("  −ELBO(θ) = 2 log θ − 2 + 2(x + 1)/θ + const  ⇒  θ* = x + 1")
-    print("  exact posterior p(z | x) = Gamma(2, x + 1) = q_θ*, so KL(q_θ* ‖ p(z|x)) = 0 and")
-    print("  ELBO(θ*) = log p(x) = log ∫ z e^{−z(x+1)} dz = −2 log(x + 1)")
+        n_obs = results[0][2].n if results[0][0] == "data" else None
+        shape_txt = "fixed, " + (f"{args.shape:g}" if args.shape is not None else "1 + n (= 2 for one x)"
+                                 if n_obs is None else f"1 + n = {n_obs + 1}")
+    for line in derivation_lines(None if results[0][0] == "x" else results[0][2].n, args.shape, args.learn_shape):
+        print(line)
     print()
     print(f"SVI: {loss_name}, {args.particles} particles/step,")
     print(f"     ClippedAdam lr {args.lr:g} → 1e-3 over {steps} steps, seed {args.seed}; "
