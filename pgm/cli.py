@@ -65,35 +65,46 @@ def _load(args):
     return networks.markov_network(edges, nodes), "undirected"
 
 
-_SLUG_NAMES = {"'": "prime", "\u22a5": "indep", "\u0338": "not", "|": "given", ",": "comma",
-               "{": "lbrace", "}": "rbrace", ".": "dot", "_": "us", "+": "plus"}
+_SLUG_WORDS = tuple((sym, "dep") for sym in ("⊥̸", "⟂̸", "⫫̸", "!_|_")) + tuple(
+    (sym, "indep") for sym in ("_|_", "⫫", "⊥", "⟂")) + (("|", "given"), ("∣", "given"), ("'", "prime"), ("+", "plus"))
 _SLUG_MAX = 120
 
 
 def _slug(text: str) -> str:
-    """A file-name-safe, injective encoding of ``text`` (``3-bn`` and ``3-bn'`` differ).
+    """A readable, file-name-safe form of ``text``: ASCII letters and digits in words joined by '-'.
 
-    ASCII letters, digits and '-' are kept, a space becomes '_', and any other character c
-    becomes ``+NAME+`` (a readable name such as ``prime``, or ``uXXXX``) — a prefix-free code,
-    so distinct texts give distinct slugs.  Only a slug longer than 120 characters is cut and
-    suffixed with a SHA-1 digest of the text (distinct with overwhelming probability).
+    Symbols become words (``⊥`` indep, ``⊥̸`` dep, ``|`` given, ``'`` prime, ``+`` plus), other
+    letters their ASCII base (``é`` e) or ``uXXXX``; spaces, commas, braces and other punctuation
+    separate words.  Not injective ("A,B" and "A B" are both ``A-B``): a command that writes
+    several files keeps them apart itself (``stmt<i>_`` in free mode; the answer key's ids give
+    distinct slugs).  A slug longer than 120 characters is cut and ends in a SHA-1 digest of the
+    text.
 
-    >>> _slug("3-bn"), _slug("3-bn'"), _slug("M ⊥ F | T")
-    ('3-bn', '3-bn+prime+', 'M_+indep+_F_+given+_T')
+    >>> _slug("3-bn"), _slug("3-bn'"), _slug("M ⊥ F | T"), _slug("{A, B} ⊥̸ C")
+    ('3-bn', '3-bn-prime', 'M-indep-F-given-T', 'A-B-dep-C')
     """
-    out = []
-    for c in text:
-        if c.isascii() and (c.isalnum() or c == "-"):
-            out.append(c)
-        elif c == " ":
-            out.append("_")
-        else:
-            out.append("+" + _SLUG_NAMES.get(c, f"u{ord(c):04x}") + "+")
-    slug = "".join(out) or "+empty+"
+    import unicodedata
+
+    spaced = text
+    for sym, word in _SLUG_WORDS:
+        spaced = spaced.replace(sym, f" {word} ")
+    words, word = [], []
+    for c in spaced:
+        base = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() if not c.isascii() else c
+        if base and base.isalnum():
+            word.append(base)
+        elif not c.isascii() and c.isalnum():  # a letter without an ASCII form
+            word.append(f"u{ord(c):04x}")
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    slug = "-".join(words) or "empty"
     if len(slug) > _SLUG_MAX:
         import hashlib
 
-        slug = slug[:_SLUG_MAX - 13] + "+" + hashlib.sha1(text.encode()).hexdigest()[:12]
+        slug = slug[:_SLUG_MAX - 13].rstrip("-") + "-" + hashlib.sha1(text.encode()).hexdigest()[:12]
     return slug
 
 
@@ -123,11 +134,19 @@ def free_mode(args) -> int:
     if args.plot:
         from .draw import draw
 
-        draw(model, f"{args.plot}/network.png", name)
+        written = [draw(model, f"{args.plot}/network.png", name)]
         for i, v in enumerate(verdicts, 1):
-            draw(model, f"{args.plot}/stmt{i}_{_slug(v.statement.text)}.png", f"{name}: {v.statement}",
-                 v.witness, v.observed, openings=v.openings)
+            written.append(draw(model, f"{args.plot}/stmt{i}_{_slug(v.statement.text)}.png",
+                                f"{name}: {v.statement}", v.witness, v.observed, openings=v.openings))
+        _say_written(args, written)
     return 0 if all(v.holds for v in verdicts) else 1
+
+
+def _say_written(args, paths) -> None:
+    """One line naming the PNGs ``--plot`` wrote (on stderr with ``--json``: stdout is the JSON)."""
+    names = ", ".join(os.path.basename(str(p)) for p in paths)
+    print(f"--plot: wrote {len(paths)} PNG{'s' if len(paths) != 1 else ''} to {args.plot}: {names}",
+          file=sys.stderr if args.json else sys.stdout)
 
 
 def key_mode(args) -> int:
@@ -140,13 +159,16 @@ def key_mode(args) -> int:
         from .exercises import NETWORKS, STATEMENTS, network
         from .independence import decide
 
-        for key, (_, _, _, title) in NETWORKS.items():
-            draw(network(key), f"{args.plot}/q{key.replace('.', '_')}.png", title)
+        written = [draw(network(key), f"{args.plot}/q{key.replace('.', '_')}.png", title)
+                   for key, (_, _, _, title) in NETWORKS.items()]
         for s in STATEMENTS:
             v = decide(network(s.network), s.statement)
             if v.witness is not None:
-                draw(network(s.network), f"{args.plot}/q{s.exercise.replace('.', '_')}_{_slug(s.id)}.png",
-                     f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed, openings=v.openings)
+                written.append(draw(network(s.network),
+                                    f"{args.plot}/q{s.exercise.replace('.', '_')}_{_slug(s.id)}.png",
+                                    f"Q{s.exercise} {s.id}) {v.statement}", v.witness, v.observed,
+                                    openings=v.openings))
+        _say_written(args, written)
     wrong = [r for r in records if not r["correct"]]
     for r in wrong:
         what = r.get("statement") or r["kind"]

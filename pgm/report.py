@@ -1,7 +1,9 @@
 """The answer key of exercises Q1.1–Q1.3: records (JSON-ready) and readable text.
 
-Every record has ``kind``, ``exercise``, ``id`` and ``correct`` (the computed answer equals the
-expected one).  Statement records add ``statement``, ``holds``, ``witness`` and more.
+Every record of the answer key has ``kind``, ``exercise``, ``id``, ``expected`` and ``correct``
+(the computed answer equals the expected one).  Statement records add ``statement``, ``holds``,
+``witness`` and more.  A statement decided without an answer key (free mode, ``expected`` None)
+has no ``correct``: ``holds`` is its answer, and there is nothing to compare it with.
 
 >>> records, text = answer_key()                      # doctest: +SKIP
 >>> all(r["correct"] for r in records)                # doctest: +SKIP
@@ -42,13 +44,33 @@ def statement_record(verdict, exercise=None, id=None, network_key=None, expected
     if gap is not None:
         rec["numeric_gap"] = gap
         rec["numeric_agrees"] = (gap < NUMERIC_TOL) == verdict.independent
-    rec["correct"] = (expected is None or verdict.holds == expected) and rec.get("numeric_agrees", True)
+    if expected is not None:  # without an answer key (free mode) a verdict is neither right nor wrong
+        rec["correct"] = verdict.holds == expected and rec.get("numeric_agrees", True)
     return rec
 
 
-def _verdict_text(rec: dict, note: str = "") -> list[str]:
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: combining marks (the stroke of ``⊥̸``) take none, wide
+    (East Asian) characters two."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - display_width(text), 0)
+
+
+def _key_column(statements) -> int:
+    """Width of the ``e') M ⊥ T | I`` part of the answer key's verdict rows (at least 25), so that
+    every row's ``holds:`` starts at the same column, whatever the label's length."""
+    return max([25] + [display_width(f"{s.id}) {s.text}") for s in statements])
+
+
+def _verdict_text(rec: dict, note: str = "", width: int = 25) -> list[str]:
     mark = "✓" if rec["correct"] else "✗ MISMATCH"
-    out = [f"  {rec['id']}) {rec['statement']:<22} holds: {_YES[rec['holds']]:<4}"
+    out = [f"  {_pad(rec['id'] + ') ' + rec['statement'], width)} holds: {_YES[rec['holds']]:<4}"
            f"(expected {_YES[rec['expected']]}) {mark}"]
     out.append("     why: " + rec["reason"].replace("\n", "\n     "))
     if "numeric_gap" in rec:
@@ -63,6 +85,7 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
     records: list[dict] = []
     text: list[str] = []
     joints = {}
+    width = _key_column(STATEMENTS)
     for key, (kind, *_rest) in NETWORKS.items():
         model = random_cpds(network(key), seed=seed) if kind == "bn" else random_potentials(network(key), seed=seed)
         joints[key] = (model, joint(model))
@@ -74,7 +97,7 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
                 gap = independence_gap(joints[s.network][1], s.statement)
                 rec = statement_record(v, s.exercise, s.id, s.network, s.expected, gap)
                 records.append(rec)
-                text.extend(_verdict_text(rec, s.note))
+                text.extend(_verdict_text(rec, s.note, width))
 
     bn11, bn12, mn12, mn13 = network("1.1"), network("1.2-bn"), network("1.2-mn"), network("1.3")
     text += [f"{NETWORKS['1.1'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.1"][2]),
@@ -83,7 +106,7 @@ def answer_key(seed: int = 0, limit: int = 6) -> tuple[list[dict], str]:
 
     text += ["", f"{NETWORKS['1.2-bn'][3]}: " + ", ".join(f"{a}→{b}" for a, b in NETWORKS["1.2-bn"][2])
              + "; C isolated",
-             f"      {NETWORKS['1.2-mn'][3]}: " + ", ".join(f"{a}–{b}" for a, b in NETWORKS["1.2-mn"][2])
+             f"{NETWORKS['1.2-mn'][3]}: " + ", ".join(f"{a}–{b}" for a, b in NETWORKS["1.2-mn"][2])
              + "; C isolated",
              f"  1) joint of the BN: {bn_factorisation_text(bn12)}"]
     b = markov_blanket(bn12, "T")

@@ -125,3 +125,68 @@ def test_gamma_derivation_follows_the_shape_of_q(capsys):
     assert "θ* = α (x + 1)/2 = 1.5 (x + 1)" in one_x and "⇒  θ* = x + 1" not in one_x
     exercise = _derivation(_gamma_text(capsys, "--x", "3"))  # the exercise itself: unchanged
     assert "q_θ = Gamma(2, rate θ)" in exercise and "⇒  θ* = x + 1" in exercise and "−2 log(x + 1)" in exercise
+
+
+# ------------------------------------------------------------------ 5-8: pgm (check_independence)
+def _pgm(capsys, *args: str) -> tuple[int, str, str]:
+    from pgm.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_pgm_free_mode_json_has_no_correct_without_an_answer_key(capsys):
+    code, out, _ = _pgm(capsys, "--edges", "M->I, S->I, I->T, F->T, I->D, T->D", "F ⊥ D", "S ⊥ D | I",
+                        "--blanket", "T", "--json")
+    recs = json.loads(out)
+    assert code == 1 and [r["kind"] for r in recs] == ["statement", "statement", "blanket"]
+    assert [r["holds"] for r in recs[:2]] == [False, True]
+    for r in recs:  # nothing to be correct or not about: no expected answer
+        assert "correct" not in r and r.get("expected") is None
+    code, out, _ = _pgm(capsys, "--json")  # the answer key: every record has an expected answer and a verdict on it
+    key = json.loads(out)
+    assert code == 0 and key and all(isinstance(r["correct"], bool) and "expected" in r for r in key)
+    assert any(r["kind"] == "statement" and r["holds"] is False and r["correct"] is True for r in key)
+
+
+def test_pgm_answer_key_verdicts_start_in_one_column(capsys, monkeypatch):
+    import dataclasses
+
+    import unicodedata
+
+    import pgm.report
+
+    def display_width(text: str) -> int:  # terminal columns: a combining mark takes none
+        return sum(not unicodedata.combining(c) for c in text)
+
+    def holds_columns(text: str) -> set[int]:
+        rows = [ln for ln in text.splitlines() if " holds: " in ln]
+        assert len(rows) == 14
+        return {display_width(ln[:ln.index(" holds: ")]) for ln in rows}
+
+    _, out, _ = _pgm(capsys)
+    assert len(holds_columns(out)) == 1
+    assert "  e') M ⊥ T | I             holds: yes (expected yes) ✓" in out
+    assert "  3-mn') A ⊥ B | M, O, T    holds: yes (expected yes) ✓" in out
+    assert "\nQ1.2 Markov network" in out  # not indented under the Bayesian network's line
+    longer = tuple(dataclasses.replace(s, id="a-much-longer-label") if (s.exercise, s.id) == ("1.1", "a") else s
+                   for s in pgm.report.STATEMENTS)
+    monkeypatch.setattr(pgm.report, "STATEMENTS", longer)
+    _, out, _ = _pgm(capsys)
+    assert len(holds_columns(out)) == 1 and "a-much-longer-label) F ⊥ D holds:" in out
+    assert pgm.report.display_width("A ⊥̸ B") == 5  # the stroke of ⊥̸ takes no column
+
+
+def test_pgm_plot_names_readable_files_and_says_what_it_wrote(capsys, tmp_path):
+    code, out, err = _pgm(capsys, "--edges", "M->I, S->I, I->T, F->T, I->D, T->D", "F ⊥ D", "M _|_ F | T",
+                          "{M, S} ⊥̸ F | T", "--plot", str(tmp_path))
+    names = ["network.png", "stmt1_F-indep-D.png", "stmt2_M-indep-F-given-T.png", "stmt3_M-S-dep-F-given-T.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    line, = [ln for ln in out.splitlines() if ln.startswith("--plot:")]
+    assert line == f"--plot: wrote 4 PNGs to {tmp_path}: " + ", ".join(names)
+    key_dir = tmp_path / "key"
+    code, out, err = _pgm(capsys, "--plot", str(key_dir), "--json")
+    json.loads(out)  # stdout stays one JSON document; the line goes to stderr
+    assert code == 0 and "q1_2_3-bn-prime.png" in err and err.startswith(f"--plot: wrote 10 PNGs to {key_dir}: ")
+    assert (key_dir / "q1_2_3-bn-prime.png").is_file()
