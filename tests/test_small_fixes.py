@@ -190,3 +190,30 @@ def test_pgm_plot_names_readable_files_and_says_what_it_wrote(capsys, tmp_path):
     json.loads(out)  # stdout stays one JSON document; the line goes to stderr
     assert code == 0 and "q1_2_3-bn-prime.png" in err and err.startswith(f"--plot: wrote 10 PNGs to {key_dir}: ")
     assert (key_dir / "q1_2_3-bn-prime.png").is_file()
+
+
+# ------------------------------------------------------------------ 8: --resume and --plot say what they did
+def test_train_vae_resume_names_the_checkpoint_and_epoch(tmp_path, capsys):
+    from vae.cli import train
+
+    out = tmp_path / "run"
+    tiny = ["--dataset", "mnist", "--quick", "--max-samples", "60", "--batch-size", "30", "--iwae-samples", "0",
+            "--no-progress", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    train.run_cli([*tiny, "--epochs", "1"])
+    assert "--resume" not in capsys.readouterr().out
+    train.run_cli([*tiny, "--epochs", "2", "--resume"])
+    lines = capsys.readouterr().out.splitlines()
+    assert f"--resume: continuing from {out / 'checkpoint.pt'}, which holds epoch 1: training epoch 2 of 2" in lines
+    summary = train.run_cli([*tiny, "--epochs", "2", "--resume", "--json"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["epochs_run"] == summary["epochs_run"] == 2  # stdout: the JSON alone
+    assert captured.err.strip() == (f"--resume: continuing from {out / 'checkpoint.pt'}, which holds epoch 2 of "
+                                    "--epochs 2: nothing left to train (raise --epochs to train on)")
+
+
+def test_gamma_plot_names_the_files_it_wrote(tmp_path, capsys):
+    out = _gamma_text(capsys, "--x", "1", "2", "--plot", str(tmp_path))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["gamma_vi_theta_vs_x.png", "gamma_vi_x1.png", "gamma_vi_x2.png"]
+    for name in written:
+        assert f"plot: {tmp_path / name}" in out.splitlines()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +277,10 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{data.name}: {len(data)} images {data.image_shape}, prior {s['prior']}"
               + (f" (K={s['components']})" if s["components"] else "")
               + f", beta {s['beta']:g}, latent {s['latent_dim']}, device {device}, out {out}", flush=True)
+    from vae.training import is_main_process
+
+    if args.resume and is_main_process():  # say where the run continues from (an unreadable file: its clear error)
+        print(resume_note(ckpt, s["epochs"]), file=sys.stderr if args.json else sys.stdout, flush=True)
     t1 = time.perf_counter()
     try:
         history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
@@ -290,8 +295,6 @@ def run(args: argparse.Namespace) -> dict:
             write_history(err.history, out)
         raise
     t_train = time.perf_counter() - t1
-    from vae.training import is_main_process
-
     if not is_main_process():
         return {}
 
@@ -329,6 +332,22 @@ def run(args: argparse.Namespace) -> dict:
         json.dump(summary, f, indent=2, default=float)
         f.write("\n")
     return summary
+
+
+def resume_note(ckpt: Path, epochs: int) -> str:
+    """The line ``--resume`` prints: the checkpoint, the epoch it holds and what is left to train."""
+    from vae.training.checkpoints import load_checkpoint
+
+    state = load_checkpoint(ckpt)
+    done = int(state["epoch"])
+    head = f"--resume: continuing from {ckpt}, which holds epoch {done}"
+    best = state.get("best") or {}
+    if best.get("stopped"):
+        return f"{head} (early-stopped; best epoch {best.get('epoch')}): nothing left to train"
+    if done >= epochs:
+        return f"{head} of --epochs {epochs}: nothing left to train (raise --epochs to train on)"
+    return f"{head}: training epoch{'s' if epochs > done + 1 else ''} " \
+           f"{done + 1}{f'-{epochs}' if epochs > done + 1 else ''} of {epochs}"
 
 
 def write_history(history, out: Path) -> None:
