@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,3 +218,41 @@ def test_gamma_plot_names_the_files_it_wrote(tmp_path, capsys):
     assert written == ["gamma_vi_theta_vs_x.png", "gamma_vi_x1.png", "gamma_vi_x2.png"]
     for name in written:
         assert f"plot: {tmp_path / name}" in out.splitlines()
+
+
+# ------------------------------------------------------------------ 9: the VQ-VAE loss figure
+def test_vqvae_loss_figure_shows_codebook_and_commitment_once_with_their_weights(tmp_path, monkeypatch):
+    import numpy as np
+
+    import vae.plots
+    from vae.cli import vqvae
+
+    figures = {}
+    for module in (vae.plots, vqvae):
+        real = module.save_figure
+
+        def keep(fig, path, *a, _real=real, **k):
+            figures[Path(path).name] = fig
+            return _real(fig, path, *a, **k)
+        monkeypatch.setattr(module, "save_figure", keep)
+    vqvae.run_cli(["--quick", "--variants", "plain", "ema", "--max-samples", "64", "--epochs", "2", "--beta", "0.25",
+                   "--out", str(tmp_path), "--no-progress", "--json", "--device", "cpu", "--threads", "1"])
+
+    def panels(fig):
+        return [(ax.get_title(), {ln.get_label(): np.asarray(ln.get_ydata(), float) for ln in ax.get_lines()})
+                for ax in fig.axes if ax.get_lines()]
+
+    plain = panels(figures["plain_loss.png"])
+    data = [np.concatenate(list(lines.values())) for _, lines in plain]
+    for i in range(len(data)):  # no two panels show the same numbers
+        for j in range(i):
+            assert data[i].shape != data[j].shape or not np.allclose(data[i], data[j])
+    (title, lines), = [(t, ls) for t, ls in plain if any("codebook" in k for k in ls)]
+    assert "same number" in title
+    for split in ("train", "val"):
+        book, = [v for k, v in lines.items() if k.startswith("codebook") and "× 1" in k and split in k]
+        commit, = [v for k, v in lines.items() if k.startswith("commitment") and "× β = 0.25" in k and split in k]
+        np.testing.assert_allclose(commit, 0.25 * book, rtol=1e-6)  # the same loss, weighted 1 and β
+    ema = panels(figures["ema_loss.png"])
+    assert not any("codebook" in k for _, ls in ema for k in ls)
+    assert any("no codebook loss" in t for t, _ in ema)

@@ -20,7 +20,9 @@ that does not beat the baseline by at least 1 dB is flagged with a loud warning.
 
 Writes into --out (default runs/train_vqvae_<dataset>): reconstructions.png (held-out images, one
 per digit class for MNIST, above each variant's reconstructions), code_usage.png (per-variant
-histograms of code usage, codes sorted by frequency), usage_table.md and .csv, <variant>_loss.png,
+histograms of code usage, codes sorted by frequency), usage_table.md and .csv, <variant>_loss.png
+(reconstruction; the quantiser's terms as weighted in the loss, codebook x 1 and commitment x beta in
+one panel: without EMA the two losses are the same number, only their gradients differ; perplexity),
 <variant>_history.csv, summary.json.
 
 Examples:
@@ -151,6 +153,55 @@ def save_usage_plot(stats: dict, n_codes: int, path: Path) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def save_vq_loss_plot(history: list[dict], path: Path, *, ema: bool, beta: float, title: str) -> Path:
+    """Per epoch, train and validation: reconstruction, the quantiser's terms, perplexity.
+
+    Without EMA the codebook loss ||sg[z_e] - e||^2 and the commitment loss ||z_e - sg[e]||^2 are the
+    same number (they differ only in which side the gradient moves), so they share one panel, each as
+    it enters the loss: codebook x 1 and commitment x beta. With EMA the codebook moves by running
+    averages and only the commitment term is in the loss.
+    """
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    from vae.plots import _pyplot
+
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+
+    def curve(key: str, split: str, scale: float = 1.0):
+        return [np.nan if row.get(f"{split}_{key}") is None else scale * row[f"{split}_{key}"] for row in history]
+
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), squeeze=False)
+    ax_rec, ax_vq, ax_ppl = axes[0]
+    for split, style in (("train", "-o"), ("val", "--s")):
+        ax_rec.plot(epochs, curve("recon", split), style, ms=3, label=split)
+        ax_ppl.plot(epochs, curve("perplexity", split), style, ms=3, label=split)
+        if not ema:
+            ax_vq.plot(epochs, curve("codebook", split), style, ms=3, color="tab:blue",
+                       label=f"codebook ‖sg[z_e] − e‖² × 1 ({split})")
+        ax_vq.plot(epochs, curve("commitment", split, beta), style, ms=3, color="tab:orange",
+                   label=f"commitment ‖z_e − sg[e]‖² × β = {beta:g} ({split})")
+    ax_rec.set_title("reconstruction")
+    ax_rec.set_ylabel("squared error per image")
+    ax_ppl.set_title("perplexity of the code usage")
+    ax_ppl.set_ylabel("perplexity (max K)")
+    if ema:
+        ax_vq.set_title("commitment term (EMA updates the codebook:\nno codebook loss)", fontsize=10)
+    else:
+        ax_vq.set_title("codebook and commitment terms, as weighted in the loss\n(unweighted they are the same "
+                        "number; only the gradient differs)", fontsize=10)
+    ax_vq.set_ylabel("per image")
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7 if ax is ax_vq else 8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
 def run_cli(argv: list[str] | None = None) -> dict:
     """Parse, claim the run folder and train the variants; returns the summary. Errors propagate
     (:func:`main` handles them)."""
@@ -171,7 +222,7 @@ def run(args, out: Path) -> dict:
     import torch
 
     from vae.device import resolve_device
-    from vae.plots import save_image_grid, save_loss_curves
+    from vae.plots import save_image_grid
     from vae.train import fit
     from vae.vq import VQVAE, codebook_usage
 
@@ -200,12 +251,9 @@ def run(args, out: Path) -> dict:
         with torch.no_grad():
             model.eval()
             recons[name] = model.reconstruct(shown.to(args.device)).cpu()
-        # with EMA the codebook moves by running averages, not by a loss: its loss term is 0, not plotted
-        keys = ("recon", "commitment", "perplexity") if VARIANTS[name]["ema"] else ("recon", "commitment", "codebook",
-                                                                                     "perplexity")
-        save_loss_curves(history.rows, out / f"{name}_loss.png", keys=keys,
-                         title=f"VQ-VAE ({name}) on {args.dataset}",
-                         units={"recon": "squared error per image", "commitment": "per image", "codebook": "per image"})
+        # without EMA codebook and commitment losses are one number (one panel); with EMA there is no codebook loss
+        save_vq_loss_plot(history.rows, out / f"{name}_loss.png", ema=VARIANTS[name]["ema"], beta=args.beta,
+                          title=f"VQ-VAE ({name}) on {args.dataset}")
         history.to_csv(out / f"{name}_history.csv")
         gain = s["psnr"] - baseline_psnr
         results[name] = {"perplexity": s["perplexity"], "usage": s["usage"], "codes_used": int((s["counts"] > 0).sum()),
