@@ -256,3 +256,28 @@ def test_vqvae_loss_figure_shows_codebook_and_commitment_once_with_their_weights
     ema = panels(figures["ema_loss.png"])
     assert not any("codebook" in k for _, ls in ema for k in ls)
     assert any("no codebook loss" in t for t, _ in ema)
+
+
+# ------------------------------------------------------------------ 10: the SC-VAE command's loss figures
+def test_scvae_loss_figures_name_each_models_own_terms(tmp_path, monkeypatch):
+    import vae.plots
+    from vae.cli import scvae
+
+    figures = {}
+    real = vae.plots.save_figure
+
+    def keep(fig, path, *a, **k):
+        figures[Path(path).name] = fig
+        return real(fig, path, *a, **k)
+    monkeypatch.setattr(vae.plots, "save_figure", keep)
+    scvae.run_cli(["--quick", "--max-samples", "64", "--epochs", "1", "--iwae-samples", "0", "--lam", "0.5",
+                   "--out", str(tmp_path), "--no-progress", "--json", "--device", "cpu", "--threads", "1"])
+
+    def text(fig):
+        return fig._suptitle.get_text(), [ax.get_title() for ax in fig.axes]
+
+    title, panels = text(figures["vae_loss.png"])
+    assert panels == ["loss", "recon", "kl"] and "l1" not in title and "‖c‖₁" not in title
+    assert "loss = recon + kl" in title
+    title, panels = text(figures["scvae_loss.png"])
+    assert panels == ["loss", "recon", "kl", "l1"] and "loss = recon + kl + λ·l1" in title and "λ = 0.5" in title

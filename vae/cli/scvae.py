@@ -114,6 +114,17 @@ def save_code_plot(codes: dict, labels, path: Path, per_class: int = 2) -> Path:
     return path
 
 
+def loss_plot_terms(name: str, args) -> tuple[tuple[str, ...], str]:
+    """The panels of ``<model>_loss.png`` and its title: each model's own terms (the plain VAE has no
+    l1 penalty; the SC-VAE adds λ‖c‖₁)."""
+    kl = "kl" if args.beta == 1 else f"{args.beta:g}·kl"  # β-weighted KL
+    if name == "scvae":
+        return (("loss", "recon", "kl", "l1"),
+                f"scvae on MNIST, per image: loss = recon + {kl} + λ·l1 (nats; λ = {args.lam:g}, "
+                "l1 = ‖c‖₁ unweighted)")
+    return ("loss", "recon", "kl"), f"vae on MNIST, per image: loss = recon + {kl} = −ELBO (nats)"
+
+
 def run_model(name: str, args, train, test_x, out: Path, log) -> tuple[dict, object, object]:
     from vae.data.mnist import dynamic_binarize
     from vae.evaluate import iwae_log_likelihood
@@ -128,8 +139,9 @@ def run_model(name: str, args, train, test_x, out: Path, log) -> tuple[dict, obj
                   progress=not args.no_progress, config={"model": name, "lam": args.lam})
     seconds = time.perf_counter() - t0
     history.to_csv(out / f"{name}_history.csv")
-    save_loss_curves(history.rows, out / f"{name}_loss.png", keys=("loss", "recon", "kl", "l1"),
-                     title=f"{name} on MNIST: per image (nats; l1 = ‖c‖₁, unweighted)")
+    keys, title = loss_plot_terms(name, args)
+    save_loss_curves(history.rows, out / f"{name}_loss.png", keys=keys, title=title,
+                     units={"l1": "‖c‖₁ per image (unweighted)"})
     s = sparsity_metrics(model, test_x)
     row = {"model": name, "fraction_zeros": s["fraction_zeros"], "hoyer": s["hoyer"],
            "active_per_image": s["active_per_image"], "empty_codes": s["empty_codes"], "dead_units": s["dead_units"],
