@@ -155,6 +155,6 @@ def test_plot_option_draws_the_opening_path(tmp_path, capsys):
 
     assert main(["--edges", "A->C, B->C, C->E, E->D, F->E", "A ⊥ B | D", "A ⊥ B | C", "--plot", str(tmp_path)]) == 1
     capsys.readouterr()
-    assert orange(tmp_path / "stmt1_A_+indep+_B_+given+_D.png") > 200
-    assert orange(tmp_path / "stmt2_A_+indep+_B_+given+_C.png") == 0     # C observed itself: nothing to draw
+    assert orange(tmp_path / "stmt1_A-indep-B-given-D.png") > 200
+    assert orange(tmp_path / "stmt2_A-indep-B-given-C.png") == 0     # C observed itself: nothing to draw
     assert orange(tmp_path / "network.png") == 0
