@@ -118,7 +118,9 @@ def gather(args) -> str:
     ks = sorted({r["components"] for r in recs.values() if r["prior"] == "vamp"}, reverse=True)
     cols = [("normal", 0)] + [("vamp", k) for k in ks]
     head = ["standard"] + [f"Vamp K={k}" for k in ks]
-    any_rec = next(iter(recs.values()))
+    any_rec = dict(next(iter(recs.values())))
+    any_rec["date"] = max(r["date"] for r in recs.values())          # when the last run finished
+    any_rec["command"] = "; ".join(sorted({r["command"] for r in recs.values()})) + "; then --gather"
     lines = ["bench_vampprior: held-out NLL (nats, lower is better) on MNIST-5k, IWAE estimate, the paper's protocol",
              f"device: {any_rec['device']}; torch {any_rec['torch']}; date {any_rec['date']}",
              f"command: {any_rec['command']}",
