@@ -43,7 +43,9 @@ def _check_terms(terms, who: str) -> list[str]:
 
 
 def _accumulate(terms: Mapping[str, Tensor], keys: list[str], dtype: torch.dtype) -> Tensor:
-    return torch.stack([terms[k].detach().reshape(()).to(dtype) for k in keys])
+    """The terms as one (len(keys),) tensor in ``dtype``: one stack, then one cast (not a cast per term)."""
+    values = [terms[k].detach() for k in keys]
+    return torch.stack([v if v.dim() == 0 else v.reshape(()) for v in values]).to(dtype)
 
 
 def _all_finite(params: list[Tensor]) -> Tensor:
