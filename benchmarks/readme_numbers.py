@@ -140,6 +140,24 @@ def vampprior() -> str:
     return "\n".join(out) + "\n"
 
 
+def peer() -> str:
+    v = _json("peer_bench_cpu.json")
+    d = v["device"]
+    dev = (f"{d['cpu']}, {d['cores']} cores, {d['threads']} threads, torch {d['torch']}, pythae {d['pythae']}, "
+           f"load average {d['load_average_start'][0]:.1f}")
+    out = [f"{dev}; {v['date'][:10]}; {v['n_train']:,} digits, batch 100, alternating rounds (`peer_bench_cpu.json`).", "",
+           "| prior | ours / pythae, images/s (rounds) | with fused Adam | NLL ours − pythae (nats) | "
+           "ours − the same model with another batch order |", "|---|---|---|---|---|"]
+    for prior, label in (("normal", "standard"), ("vamp", "VampPrior K = 500")):
+        r = v["summary"][prior]
+        sides = v["priors"][prior]
+        import statistics
+        fused = statistics.median(a / b for a, b in zip(sides["ours_fused"]["images_per_s"], sides["pythae"]["images_per_s"]))
+        out.append(f"| {label} | {r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {fused:.2f}× | "
+                   f"{r['nll_diff']:+.2f} ± {r['nll_diff_se']:.2f} | {r['nll_ours_minus_plain']:+.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def objectives() -> str:
     v = _json("objectives_cpu.json")
     groups: dict[str, list[dict]] = {}
@@ -193,7 +211,8 @@ def gamma() -> str:
 
 
 RENDERERS: dict[str, Callable[[], str]] = {"gamma": gamma, "variants": variants, "speed": speed, "training": training, "metrics": metrics, "study": study,
-                                           "vampprior": vampprior, "objectives": objectives}
+                                           "vampprior": vampprior, "objectives": objectives,
+                                           "peer": peer}
 
 
 def render(readme: str) -> str:

@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
     text = table(rows)
     head = {"command": "python -m vae.objectives_report " + " ".join(sys.argv[1:] if argv is None else argv),
-            "device": "; ".join(sorted(devices)) + f" (β-VAE rows: {s['device']})",
+            "device": "; ".join(sorted(devices)) + ("" if devices == {s["device"]} else f" (β-VAE rows: {s['device']})"),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "protocol": "cpu (standard net, latent 10, batch 64, Adam 1e-3, 5,000 steps, all 737,280 images)"}
     (res / "objectives_cpu.json").write_text(json.dumps({**head, "rows": rows}, indent=1) + "\n")
