@@ -84,7 +84,14 @@ def figure(rows: list[dict], path: Path) -> Path:
         ax.scatter([r["recon"] for r in rs], [r["mig"] for r in rs], s=45, color=cmap(i % 10), label=name,
                    marker="o" if name.startswith("β-VAE") else "D", edgecolor="black", linewidth=0.5)
     ax.axhline(max(r["null"] for r in rows), color="grey", ls=":", lw=1, label="largest shuffled-factor null")
-    ax.set_xlabel("reconstruction loss on the validation images (nats per image, lower is better)")
+    ax.set_xscale("log")  # a run that learns no code sits an order of magnitude to the right
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks([t for t in (50, 100, 200, 500, 1000)
+                   if 0.8 * min(r["recon"] for r in rows) <= t <= 1.25 * max(r["recon"] for r in rows)])
+    ax.set_xticklabels([str(int(t)) for t in ax.get_xticks()])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("reconstruction loss on the validation images (nats per image, log scale, lower is better)")
     ax.set_ylabel("MIG (higher: more disentangled)")
     ax.set_title("Objectives on the cpu protocol (dSprites, standard net, 5,000 steps of batch 64)")
     ax.legend(fontsize=8, loc="best")
