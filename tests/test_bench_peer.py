@@ -1,6 +1,5 @@
 """benchmarks/bench_peer.py: argument checks, the exit-2 message without pythae, the table from a fake
 result; with pythae importable (its own venv), the adapters and a tiny end-to-end run."""
-import importlib.util
 import json
 import math
 import sys
@@ -8,16 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_peer", ROOT / "benchmarks" / "bench_peer.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_peer"] = mod  # pythae's save pickles the adapters' module by value: it must be findable
-    spec.loader.exec_module(mod)
+    # pythae's save pickles the adapters' module by value: it must be findable in sys.modules
+    mod = load_script(ROOT / "benchmarks" / "bench_peer.py", "bench_peer", register=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield mod

@@ -1,22 +1,19 @@
 """The VampPrior benchmark's protocol code path at toy size: records per run, skip on rerun, gather."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vampprior.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_vampprior", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "bench_vampprior")
 
 
 def test_grid_runs_record_skip_and_gather(bench, tmp_path, capsys):

@@ -2,7 +2,6 @@
 ``fit(objective=...)`` checkpoints the objective, resumes it and stops early."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from vae.data.dataset import ImageDataset
 from vae.objectives import make_objective
 from vae.train import fit, load_checkpoint
+from helpers.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_vae.py"
 TERMS = {"elbo": "beta", "annealed": "capacity", "btcvae": "tc", "factorvae": "d_loss", "dipvae1": "penalty",
@@ -20,10 +20,7 @@ TERMS = {"elbo": "beta", "annealed": "capacity", "btcvae": "tc", "factorvae": "d
 
 @pytest.fixture(scope="module")
 def train_vae():
-    spec = importlib.util.spec_from_file_location("train_vae_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "train_vae_script")
 
 
 @pytest.mark.parametrize("name", [n if n in ("btcvae", "factorvae") else pytest.param(n, marks=pytest.mark.slow)

@@ -2,17 +2,14 @@
 README.md equals what benchmarks/readme_numbers.py renders from benchmarks/results/."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from helpers.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _renderer():
-    spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "benchmarks" / "readme_numbers.py", "readme_numbers")
 
 
 def test_readme_blocks_equal_the_result_files():

@@ -1,22 +1,19 @@
 """examples/train_scvae.py (vae.cli.scvae): a tiny run writes its files and reports the SC-VAE sparser than the VAE."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from vae.cli import scvae
+from helpers.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("train_scvae_cli", ROOT / "examples" / "train_scvae.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "examples" / "train_scvae.py", "train_scvae_cli")
 
 
 def test_tiny_run_files_and_sparsity(tmp_path, capsys):

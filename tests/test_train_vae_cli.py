@@ -1,13 +1,13 @@
 """examples/train_vae.py: help, clear errors without tracebacks, and a quick run that writes every file."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_vae.py"
 
@@ -87,10 +87,7 @@ def test_resume_with_changed_settings_is_refused_clearly(tmp_path):
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("train_vae_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "train_vae_script")
 
 
 def test_divergence_keeps_the_completed_epochs_and_suggests_grad_clip(tmp_path, monkeypatch, capsys):

@@ -2,22 +2,19 @@
 their files, numbers and errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from vae.cli import autoencoder, vqvae
+from helpers.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_cli", ROOT / "examples" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "examples" / f"{name}.py", f"{name}_cli")
 
 
 def test_vqvae_reseeding_uses_more_codes_and_every_variant_beats_the_mean_image(tmp_path, capsys):
