@@ -247,10 +247,7 @@ def run_one(protocol: Protocol, beta: float, seed: int, data, mig_data, mig_indi
     if protocol.objective is not None:
         from vae.objectives import objective_from_config
 
-        cfg = dict(protocol.objective)
-        if cfg.get("name") == "factorvae":
-            cfg.setdefault("latent_dim", model.latent_dim)
-        objective = objective_from_config(cfg)
+        objective = objective_from_config(protocol.objective, model_latent_dim=model.latent_dim)
     t0 = time.time()
     hist = fit(model, data, epochs=protocol.epochs, objective=objective, batch_size=protocol.batch_size, lr=protocol.lr,
                val_fraction=protocol.val_fraction, device=device, seed=seed, checkpoint=ckpt,

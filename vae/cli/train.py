@@ -244,10 +244,8 @@ def build_objective(s: dict):
     from vae.objectives import make_objective
 
     name = s.get("objective", "elbo")
-    kwargs = {"latent_dim": s["latent_dim"]} if name == "factorvae" else {}
-    if name == "btcvae":
-        kwargs["beta"] = s["beta"]
-    return make_objective(name, **kwargs)
+    kwargs = {"beta": s["beta"]} if name == "btcvae" else {}
+    return make_objective(name, model_latent_dim=s["latent_dim"], **kwargs)
 
 
 def run(args: argparse.Namespace) -> dict:

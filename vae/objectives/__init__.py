@@ -26,6 +26,7 @@ True
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 from vae.objectives.annealed import AnnealedCapacity
@@ -47,22 +48,30 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
-def make_objective(name: str, **kwargs: Any) -> Objective:
+def make_objective(name: str, *, model_latent_dim: int | None = None, **kwargs: Any) -> Objective:
     """Build an objective by registry name (``OBJECTIVES``) with its keyword options.
+    ``model_latent_dim`` (the model's) becomes ``latent_dim`` for the objectives that take one
+    (FactorVAE's discriminator) unless the options give it; the others ignore it.
 
     >>> make_objective("annealed", c_max=5.0).capacity(10**6)
     5.0
+    >>> make_objective("factorvae", model_latent_dim=3).config()["latent_dim"], make_objective("elbo", model_latent_dim=3).config()
+    (3, {'name': 'elbo', 'beta': None})
     """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; allowed: {list(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    if model_latent_dim is not None and "latent_dim" in inspect.signature(cls).parameters:
+        kwargs.setdefault("latent_dim", model_latent_dim)
     try:
-        return OBJECTIVES[name](**kwargs)
+        return cls(**kwargs)
     except TypeError as err:
         raise ValueError(f"objective {name!r}: {err}") from None
 
 
-def objective_from_config(config: Mapping[str, Any]) -> Objective:
-    """Rebuild an objective from ``objective.config()`` (``{"name": ..., **options}``)."""
+def objective_from_config(config: Mapping[str, Any], model_latent_dim: int | None = None) -> Objective:
+    """Rebuild an objective from ``objective.config()`` (``{"name": ..., **options}``);
+    ``model_latent_dim`` as in :func:`make_objective`."""
     options = dict(config)
     name = options.pop("name", None)
-    return make_objective(name, **options)
+    return make_objective(name, model_latent_dim=model_latent_dim, **options)
