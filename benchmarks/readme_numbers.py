@@ -160,18 +160,14 @@ def peer() -> str:
 
 def objectives() -> str:
     v = _json("objectives_cpu.json")
-    groups: dict[str, list[dict]] = {}
-    for r in v["rows"]:
-        groups.setdefault(r["objective"], []).append(r)
     out = [f"{v['device']}, {v['date']}; protocol {v['protocol']}; the β-VAE rows are the study's runs, each other "
            "objective one run (seed 0) (`objectives_cpu.json`).", "",
            "| objective | weights | runs | MIG | recon (nats) | KL (nats) | active dims |", "|---|---|---|---|---|---|---|"]
-    for name, rs in groups.items():
-        mean = lambda k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    for m in v["summary"]:
         cfg = ", ".join(f"{k} {val:g}" if isinstance(val, (int, float)) else f"{k} {val}"
-                        for k, val in rs[0]["config"].items() if k != "name")
-        out.append(f"| {name} | {cfg} | {len(rs)} | {mean('mig'):.3f} | {mean('recon'):.1f} | {mean('kl'):.1f} | "
-                   f"{mean('active_dims'):.1f} |")
+                        for k, val in m["config"].items() if k != "name")
+        out.append(f"| {m['objective']} | {cfg} | {m['runs']} | {m['mig']:.3f} | {m['recon']:.1f} | {m['kl']:.1f} | "
+                   f"{m['active_dims']:.1f} |")
     return "\n".join(out) + "\n"
 
 

@@ -28,7 +28,7 @@ def _fake_runs(tmp_path: Path, names) -> Path:
 
 def test_gather_puts_each_objective_beside_the_beta_vae_rows(tmp_path):
     runs = _fake_runs(tmp_path, ["btcvae", "iwae"])
-    rows, study = gather(runs, STUDY)
+    rows, study, found = gather(runs, STUDY)
     assert len(rows) == len(study["records"]) + 2
     text = table(rows)
     beta1 = [r["mig"] for r in study["records"] if r["beta"] == 1.0]

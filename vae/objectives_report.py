@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["gather", "row_of", "table", "figure"]
+__all__ = ["gather", "row_of", "summarise", "table", "figure"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,30 +43,40 @@ def row_of(rec: dict, objective: str, config: dict) -> dict[str, Any]:
             "active_dims": rec["active_dims"], "wall_seconds": rec["wall_seconds"]}
 
 
-def gather(runs: Path, study: Path) -> tuple[list[dict], dict]:
-    """Rows of the study's β-VAE records and of every finished objective run; the study's header."""
+def gather(runs: Path, study: Path) -> tuple[list[dict], dict, dict[str, dict]]:
+    """Rows of the study's β-VAE records and of every finished objective run; the study's record
+    file; the finished objective runs' records by objective name."""
     from vae.protocol import OBJECTIVE_CONFIGS, run_name
 
     s = json.loads(study.read_text())
     rows = [row_of(r, f"β-VAE β={r['beta']:g}", {"name": "elbo", "beta": r["beta"]}) for r in s["records"]]
+    found = {}
     for name, cfg in OBJECTIVE_CONFIGS.items():
         rec_path = runs / name / run_name(1.0, 0) / "record.json"
         if rec_path.is_file():
-            rows.append(row_of(json.loads(rec_path.read_text()), name, cfg))
-    return rows, s
+            found[name] = json.loads(rec_path.read_text())
+            rows.append(row_of(found[name], name, cfg))
+    return rows, s, found
+
+
+def summarise(rows: list[dict]) -> list[dict[str, Any]]:
+    """Per objective, in order of appearance: its config, the number of runs and the mean over them
+    of MIG, null, reconstruction, KL and active dimensions."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["objective"], []).append(r)
+    return [{"objective": name, "config": rs[0]["config"], "runs": len(rs),
+             **{k: statistics.mean(r[k] for r in rs) for k in ("mig", "null", "recon", "kl", "active_dims")}}
+            for name, rs in groups.items()]
 
 
 def table(rows: list[dict]) -> str:
     """Mean over seeds per objective: MIG (null), reconstruction, KL, active dimensions."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["objective"], []).append(r)
     lines = [f"{'objective':<16} {'seeds':>5} {'MIG':>7} {'null':>7} {'recon':>8} {'KL':>6} {'active':>6}  weights"]
-    for name, rs in groups.items():
-        m = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
-        cfg = {k: v for k, v in rs[0]["config"].items() if k != "name"}
-        lines.append(f"{name:<16} {len(rs):>5} {m('mig'):>7.3f} {m('null'):>7.4f} {m('recon'):>8.1f} {m('kl'):>6.1f} "
-                     f"{m('active_dims'):>6.1f}  {json.dumps(cfg)}")
+    for m in summarise(rows):
+        cfg = {k: v for k, v in m["config"].items() if k != "name"}
+        lines.append(f"{m['objective']:<16} {m['runs']:>5} {m['mig']:>7.3f} {m['null']:>7.4f} {m['recon']:>8.1f} "
+                     f"{m['kl']:>6.1f} {m['active_dims']:>6.1f}  {json.dumps(cfg)}")
     return "\n".join(lines)
 
 
@@ -109,27 +119,21 @@ def main(argv=None) -> int:
     runs, study = Path(a.runs), Path(a.study)
     if not study.is_file():
         p.error(f"no study record at {study}")
-    rows, s = gather(runs, study)
-    if len(rows) == len(s["records"]):
+    rows, s, found = gather(runs, study)
+    if not found:
         p.error(f"no finished objective run under {runs} (train them with python -m vae.protocol --protocol cpu-<objective>)")
-    from vae.protocol import OBJECTIVE_CONFIGS, run_name
-
     res = Path(a.results)
     means = res / "objectives_cpu"
     means.mkdir(parents=True, exist_ok=True)
-    devices = set()
-    for name in OBJECTIVE_CONFIGS:
-        rec_path = runs / name / run_name(1.0, 0) / "record.json"
-        if rec_path.is_file():
-            rec = json.loads(rec_path.read_text())
-            devices.add(rec["device"])
-            shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
+    for name, rec in found.items():
+        shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
+    devices = {rec["device"] for rec in found.values()}
     text = table(rows)
     head = {"command": "python -m vae.objectives_report " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": "; ".join(sorted(devices)) + ("" if devices == {s["device"]} else f" (β-VAE rows: {s['device']})"),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "protocol": "cpu (standard net, latent 10, batch 64, Adam 1e-3, 5,000 steps, all 737,280 images)"}
-    (res / "objectives_cpu.json").write_text(json.dumps({**head, "rows": rows}, indent=1) + "\n")
+    (res / "objectives_cpu.json").write_text(json.dumps({**head, "summary": summarise(rows), "rows": rows}, indent=1) + "\n")
     (res / "objectives_cpu.txt").write_text("\n".join(f"{k}: {v}" for k, v in head.items()) + "\n\n" + text + "\n")
     figure(rows, Path(a.figure))
     print(text)
