@@ -71,8 +71,13 @@ def grid(components: list[int], seeds: list[int]) -> list[tuple[str, int, int]]:
     return [(p, k, s) for s in seeds for p, k in [("normal", 0)] + [("vamp", k) for k in components]]
 
 
+def model_name(prior: str, k: int) -> str:
+    """``"normal"`` or ``"vamp<K>"``: a column of the table, a key of ``mean_nll``."""
+    return "normal" if prior == "normal" else f"vamp{k}"
+
+
 def run_name(prior: str, k: int, seed: int) -> str:
-    return f"normal_seed{seed}" if prior == "normal" else f"vamp{k}_seed{seed}"
+    return f"{model_name(prior, k)}_seed{seed}"
 
 
 def train_one(prior: str, k: int, seed: int, args, device, train, x_test) -> dict:
@@ -139,7 +144,7 @@ def gather(args) -> str:
     lines.append(f"{'mean':>4}  " + "  ".join(f"{statistics.mean(v):>13.2f}" if v else f"{'—':>13}" for v in table.values()))
     summary = {"mean_nll": {}, "lower_in": {}}
     for p, k in cols:
-        summary["mean_nll"][run_name(p, k, 0).rsplit("_", 1)[0]] = statistics.mean(table[(p, k)]) if table[(p, k)] else None
+        summary["mean_nll"][model_name(p, k)] = statistics.mean(table[(p, k)]) if table[(p, k)] else None
     for k in ks:
         pairs = [(recs[run_name("normal", 0, s)]["test_nll"], recs[run_name("vamp", k, s)]["test_nll"]) for s in seeds
                  if run_name("normal", 0, s) in recs and run_name("vamp", k, s) in recs]
