@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Callable
@@ -151,7 +152,6 @@ def peer() -> str:
     for prior, label in (("normal", "standard"), ("vamp", "VampPrior K = 500")):
         r = v["summary"][prior]
         sides = v["priors"][prior]
-        import statistics
         fused = statistics.median(a / b for a, b in zip(sides["ours_fused"]["images_per_s"], sides["pythae"]["images_per_s"]))
         out.append(f"| {label} | {r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {fused:.2f}× | "
                    f"{r['nll_diff']:+.2f} ± {r['nll_diff_se']:.2f} | {r['nll_ours_minus_plain']:+.2f} |")
