@@ -16,7 +16,7 @@ forward + backward pass counted by ``torch.utils.flop_counter.FlopCounterMode`` 
 shapes, times the images/s. A fourth path, ``plain (NCHW)``, is the plain loop with the
 contiguous (NCHW) memory layout the project used before channels-last: today's speed-up in the same run. Plain loop: the same
 modules, ``z = loc + scale·ε``, ``BCE-with-logits(sum) + closed-form KL``, ``(loss / B).backward()``,
-``torch.optim.Adam(lr=1e-3)``, the same batch permutation and per-batch indexing of a tensor that
+``torch.optim.Adam(lr=1e-3, fused=True)`` (fit's default Adam), the same batch permutation and per-batch indexing of a tensor that
 lives on the device, losses accumulated on the device (read once per epoch).
 
 SVI loop: ``svi.step(x)`` per batch (it returns the loss as a Python float: one host synchronisation
@@ -174,8 +174,8 @@ def bench_arch(arch: str, args, device, batch_size: int) -> dict:
     pyro.clear_param_store()
     pyro_vae = make_vae(0, latent, name=f"bench_svi_{arch}", arch=arch).to(device)
     svi = make_svi(pyro_vae)
-    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
-    old_opt = torch.optim.Adam(old.parameters(), lr=1e-3)
+    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3, fused=True)  # fit's default Adam
+    old_opt = torch.optim.Adam(old.parameters(), lr=1e-3, fused=True)
     gen, svi_gen, old_gen = (torch.Generator().manual_seed(0) for _ in range(3))
     flops = step_flops(make_vae(0, latent, arch=arch).to(device), batch_size, device)
     print(f"[{arch}] {n} images per timed pass ({args.steps} steps × batch {batch_size}), "

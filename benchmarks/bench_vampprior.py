@@ -94,6 +94,7 @@ def train_one(prior: str, k: int, seed: int, args, device, train, x_test) -> dic
     ck.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     hist = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device, seed=seed,
+               adam_impl=args.adam_impl,
                transform=dynamic_binarize, progress=args.progress, val_fraction=args.val_fraction,
                objective=ELBO(beta=warm), early_stopping=args.patience, early_stopping_start=args.warmup,
                checkpoint=ck, resume=ck.is_file(), checkpoint_every=10, val_seed=seed)
@@ -178,6 +179,9 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[300, 300])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--adam-impl", default="for-loop", choices=["fused", "foreach", "for-loop"],
+                   help="Adam's implementation (default: for-loop, as the committed records were trained; "
+                        "fit's default, fused, is faster and differs in rounding only)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")

@@ -269,6 +269,7 @@ class WrongTerms(nn.Module):
     (dict(model=WrongTerms()), "key 'loss'"),
     (dict(resume=True), "resume=True needs checkpoint"),
     (dict(device="tpu"), "unknown device"),
+    (dict(adam_impl="fast"), "adam_impl must be one of"),
 ])
 def test_bad_inputs_raise_value_error(kwargs, match):
     args = dict(model=ConstantLoss(), data=patterns(16), epochs=1, batch_size=4, progress=False)
@@ -302,6 +303,54 @@ def test_resume_refuses_changed_settings_and_lists_them(tmp_path):
     # only the number of epochs may change
     hist = fit(TinyAE(), patterns(64), epochs=2, lr=1e-3, config={"beta": 1.0, "prior": "normal"}, resume=True, **kw)
     assert [r["epoch"] for r in hist.rows] == [1, 2]
+
+
+class LinearAE(nn.Module):
+    """A deterministic linear autoencoder: every parameter has a real gradient (with BatchNorm after a
+    layer, that layer's bias gets rounding noise only, which Adam's normalised step turns into lr-sized
+    moves, so implementations that round differently would part there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc, self.dec = nn.Linear(16, 3), nn.Linear(3, 16)
+
+    def loss_terms(self, x):
+        x = x.flatten(1)
+        return {"loss": nn.functional.binary_cross_entropy_with_logits(self.dec(self.enc(x)), x, reduction="sum")}
+
+
+def test_adam_implementations_are_the_same_algorithm_and_fused_is_the_default(tmp_path, monkeypatch):
+    made = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    kw = dict(epochs=3, batch_size=16, lr=1e-2, progress=False, seed=3)
+    models = {}
+    for impl in (None, "for-loop", "foreach"):
+        torch.manual_seed(0)
+        models[impl] = LinearAE()
+        hist = fit(models[impl], patterns(64), **kw, **({} if impl is None else {"adam_impl": impl}))
+        assert hist.meta["adam_impl"] == (impl or "fused")
+    assert [made[0].get("fused"), made[0].get("foreach")] == [True, None] and made[1]["foreach"] is False
+    assert made[2]["foreach"] is True
+    ref = models[None].state_dict()
+    for impl in ("for-loop", "foreach"):  # 12 steps of Adam: equal up to rounding
+        for k, v in models[impl].state_dict().items():
+            assert torch.allclose(v.float(), ref[k].float(), rtol=1e-4, atol=1e-5), (impl, k)
+    # a run trained with one implementation resumes under another (the optimiser state is the same)
+    ckpt = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    fit(LinearAE(), patterns(64), **{**kw, "epochs": 2}, adam_impl="for-loop", checkpoint=ckpt)
+    torch.manual_seed(0)
+    resumed = LinearAE()
+    hist = fit(resumed, patterns(64), **kw, checkpoint=ckpt, resume=True)
+    assert [r["epoch"] for r in hist.rows] == [1, 2, 3] and made[-1].get("fused") is True
+    for k, v in resumed.state_dict().items():
+        assert torch.allclose(v.float(), models["for-loop"].state_dict()[k].float(), rtol=1e-4, atol=1e-5), k
 
 
 def _ckpt_with_transform(tmp_path):

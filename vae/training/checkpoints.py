@@ -21,7 +21,8 @@ __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "restore_m
 
 CHECKPOINT_FORMAT = 1
 # Entries that may change on resume (everything else in the stored configuration must match).
-_RESUME_FREE = ("epochs", "model_spec")  # the weights themselves are checked against the model
+# the weights themselves are checked against the model; Adam's implementation changes rounding only
+_RESUME_FREE = ("epochs", "model_spec", "adam_impl")
 
 
 @contextlib.contextmanager

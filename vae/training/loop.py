@@ -29,6 +29,7 @@ def fit(
     epochs: int,
     batch_size: int,
     lr: float = 1e-3,
+    adam_impl: str = "fused",
     val_fraction: float = 0.05,
     device: str | torch.device | None = None,
     seed: int = 0,
@@ -63,6 +64,10 @@ def fit(
         epochs: total number of epochs (with ``resume``, the run continues up to this epoch).
         batch_size: images per optimisation step.
         lr: Adam learning rate (ignored when ``optimizer`` is given).
+        adam_impl: the default Adam's implementation: ``"fused"`` (one kernel over every parameter;
+            the fastest on CPU and GPU), ``"foreach"`` or ``"for-loop"`` (one parameter at a time:
+            what ``torch.optim.Adam`` does on CPU by default). The same algorithm; the numbers
+            differ in rounding only, so resuming under another implementation is allowed.
         val_fraction: share of ``data`` held out for validation (``0``: no validation columns).
         device: ``None``/``"auto"`` (cuda when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         seed: seeds the split, torch/numpy/random/Pyro and the batch permutation.
@@ -73,7 +78,7 @@ def fit(
         transform: ``transform(x) -> x`` applied on the device to every batch, training and
             validation (e.g. ``vae.data.mnist.dynamic_binarize``).
         optimizer: a ``torch.optim.Optimizer`` over the model's parameters, or a factory
-            ``optimizer(params) -> Optimizer``; default ``torch.optim.Adam(params, lr)``.
+            ``optimizer(params) -> Optimizer``; default ``torch.optim.Adam(params, lr)`` (see ``adam_impl``).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         check_every: read the accumulated losses (one host sync) every this many steps to catch
             NaN/Inf early and refresh the progress bar; ``0``: only at the end of each epoch.

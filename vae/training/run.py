@@ -26,7 +26,10 @@ from vae.training.checkpoints import (CHECKPOINT_FORMAT, _callable_name, _check_
 from vae.training.errors import TrainingDiverged
 from vae.training.history import History, jsonable
 
-__all__ = ["_Run"]
+__all__ = ["_Run", "ADAM_IMPLS"]
+
+#: ``fit(adam_impl=...)``: torch.optim.Adam's keyword arguments for each implementation.
+ADAM_IMPLS: dict[str, dict] = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
 
 
 class _Run:
@@ -104,6 +107,8 @@ class _Run:
             raise ValueError("early_stopping needs a validation split (val_fraction > 0)")
         if o["objective"] is not None and not callable(getattr(o["objective"], "loss_terms", None)):
             raise ValueError(f"objective must have loss_terms(model, x, ctx); got {type(o['objective']).__name__}")
+        if o["adam_impl"] not in ADAM_IMPLS:
+            raise ValueError(f"adam_impl must be one of {sorted(ADAM_IMPLS)}; got {o['adam_impl']!r}")
         if o["autocast"] not in (None, "bf16"):
             raise ValueError(f"autocast must be None or 'bf16'; got {o['autocast']!r}")
         data = ImageDataset(data) if torch.is_tensor(data) else data
@@ -140,14 +145,15 @@ class _Run:
             return o["optimizer"](self.params)
         if not self.params:
             raise ValueError(f"{type(self.model).__name__} has no trainable parameters")
-        return torch.optim.Adam(self.params, lr=o["lr"], fused=self.dev.type == "cuda")
+        return torch.optim.Adam(self.params, lr=o["lr"], **ADAM_IMPLS[o["adam_impl"]])
 
     def _config(self, o: dict) -> dict:
         obj = o["objective"]
         return {
             "batch_size": o["batch_size"], "seed": o["seed"], "val_fraction": float(o["val_fraction"]),
             "n_train": len(self.train_set), "n_val": len(self.val_set), "loss_keys": self.keys, "epochs": o["epochs"],
-            "lr": float(o["lr"]), "model": type(self.model).__name__, "data": self.data.name,
+            "lr": float(o["lr"]), **({"adam_impl": o["adam_impl"]} if o["optimizer"] is None else {}),
+            "model": type(self.model).__name__, "data": self.data.name,
             "transform": _callable_name(o["transform"]),
             **({"epoch_size": o["epoch_size"]} if o["epoch_size"] is not None else {}),
             **({"objective": obj.config()} if obj is not None and hasattr(obj, "config") else {}),
