@@ -32,19 +32,15 @@ import numpy as np
 
 from vae.cli.options import (add_run_options, float_in, fraction, int_at_least, int_in,
                              positive_float, positive_int, run_folder, run_main, set_threads)
-from vae.plots import save_figure
+from vae.cli.study_report import CODE_LABELS, mig_bar_chart, write_report
 
 SEED_DEFAULTS = dict(betas=[1.0, 5.0, 10.0], epochs=50, max_samples=200_000, batch_size=256, lr=1e-3,
                      val_fraction=0.05, latent_dim=16, mig_samples=10_000)
 # --quick trains on a few hundred images but scores MIG on the recipe's 10,000: on fewer points the
 # plug-in estimator's bias dominates (random latents score ~0.005 at N = 500, ~0.0003 at N = 10,000).
 QUICK_DEFAULTS = dict(betas=[1.0, 4.0], epochs=2, max_samples=20_000, batch_size=64, mig_samples=10_000, arch="standard")
-ORIGINAL_MIG = "0.0001–0.0003"
-ORIGINAL_MIG_RANGE = (0.0001, 0.0003)
 NULL_N = 10_000  # the N at which the report compares the original values with the null MIG
 ACTIVE_KL = 0.01  # nats: a latent dimension with a mean KL above this counts as active
-CODE_LABELS = {"means": "encoder means (recipe)", "sampled": "sampled z ~ q(z|x)",
-               "null": "null: means, factors shuffled"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,43 +186,6 @@ def baselines(images) -> dict:
     return {"pixel_rate": p, "global_rate_nll": n_pix * h, "per_pixel_rate_nll": per_pixel}
 
 
-def mig_bar_chart(mig_rows, factor_names, path, n_points=None, n_bins=20):
-    """Bars: MIG per factor and overall per β (encoder means); black ticks: the null MIG of the same
-    latents with the factors shuffled (what an uninformative code scores at this N)."""
-    from vae.plots import _pyplot
-
-    plt = _pyplot()
-    labels = list(factor_names) + ["MIG (mean)"]
-    x = np.arange(len(labels))
-    width = 0.8 / len(mig_rows)
-    fig, ax = plt.subplots(figsize=(8.5, 3.9))
-    top_small = max(row["mig"] for row in mig_rows) < 0.05
-    for i, row in enumerate(mig_rows):
-        xs = x + (i - (len(mig_rows) - 1) / 2) * width
-        vals = [row[n] if row[n] is not None else np.nan for n in factor_names] + [row["mig"]]
-        bars = ax.bar(xs, vals, width, label=f"β = {row['beta']:g}")
-        ax.bar_label(bars, fmt="%.3f" if top_small else "%.2f", fontsize=7, padding=1)
-        if "null_per_factor" in row:
-            nulls = [row["null_per_factor"].get(n) for n in factor_names] + [row["mig_null"]]
-            nulls = [np.nan if v is None else v for v in nulls]
-            ax.hlines(nulls, xs - 0.45 * width, xs + 0.45 * width, colors="k", lw=1.6,
-                      label="null: factors shuffled" if i == 0 else None)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels)
-    ax.set_ylabel("MIG (gap / entropy)")
-    top = max([0.05] + [v for row in mig_rows for v in [row["mig"]] + [row[n] for n in factor_names] if v is not None])
-    ax.set_ylim(0, min(1.0, top * 1.25 + 0.02))
-    ax.axvline(len(factor_names) - 0.5, color="k", lw=0.6, ls=":")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    where = f"{n_points:,} images, " if n_points else ""
-    ax.set_title(f"MIG per factor and overall (disentanglement_lib recipe: encoder means of {where}{n_bins} bins)",
-                 fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    return path
-
-
 def run(args) -> dict:
     import torch
 
@@ -236,7 +195,7 @@ def run(args) -> dict:
     from vae.data.dsprites import SHAPE_NAMES
     from vae.metrics import mig, mig_null, sample_codes
     from vae.plots import save_image_grid, save_loss_curves
-    from vae.report import Report, write_csv, write_json
+    from vae.report import write_csv, write_json
     from vae.train import fit
 
     t_start = time.time()
@@ -369,157 +328,11 @@ def run(args) -> dict:
         "per_beta": per_beta,
     }
     write_json(summary, out / "summary.json")
-    write_report(out, args, summary, factor_names, mig_full, pca_paths, Report)
-    print(f"\nMIG by β (null with factors shuffled): "
+    write_report(out, args, summary, factor_names, mig_full, pca_paths)
+    print("\nMIG by β (null with factors shuffled): "
           + ", ".join(f"β={r['beta']:g}: {r['mig']:.4f} ({r['mig_null']:.4f})" for r in mig_rows))
     print(f"wrote {out / 'report.md'} ({wall:.0f} s in all)")
     return summary
-
-
-def write_report(out: Path, args, s: dict, factor_names, mig_full, pca_paths, Report) -> Path:
-    st = s["settings"]
-    r = Report("β-VAE on dSprites: losses, reconstructions, traversals, MIG and PCA")
-    if args.quick:
-        r.text(f"> **Quick smoke run** (`--quick`): {st['max_samples']:,} training images and {st['epochs']} epochs on "
-               f"CPU (MIG on {st['mig_samples']:,} images). The numbers below only show that the pipeline works; "
-               "they say nothing about disentanglement, and reconstructions and traversals after so few steps are "
-               "blurry or blank. Run the full study (defaults) on a GPU for the real figures.")
-    r.text(f"Generated by `examples/dsprites_study.py` in {s['wall_seconds'] / 60:.1f} min on `{st['device']}` "
-           f"(torch {s['torch']}). Data: `{st['data']}` "
-           f"({'procedural dSprites: the official factor grid and ordering, shapes drawn by our generator' if st['data'] == 'dsprites' else 'the official npz'}).")
-    r.heading("Set-up")
-    r.table([
-        {"setting": "network", "value": f"the original report's conv encoder/decoder (ConvEncoder64/ConvDecoder64), BatchNorm {'on' if st['batchnorm'] else 'off'}, encoder dropout {st['dropout']:g}"},
-        {"setting": "likelihood / prior", "value": "Bernoulli on logits / standard Normal; loss = recon + β·KL (analytic KL)"},
-        {"setting": "β", "value": ", ".join(f"{b:g}" for b in st["betas"])},
-        {"setting": "training images", "value": f"{st['max_samples']:,} random of 737,280 (validation {st['val_fraction']:g})"},
-        {"setting": "epochs / batch / optimiser", "value": f"{st['epochs']} / {st['batch_size']} / Adam lr {st['lr']:g}"},
-        {"setting": "latent size", "value": str(st["latent_dim"])},
-        {"setting": "MIG", "value": f"encoder means of {st['mig_samples']:,} fresh random images, {st['mig_bins']} equal-width bins per latent, nats; factors {', '.join(factor_names)}; also sampled codes and a null (factors shuffled)"},
-        {"setting": "seed", "value": str(st["seed"])},
-    ])
-    r.text("Reproduce: `python examples/dsprites_study.py " + " ".join(_cli(args)) + "`")
-
-    r.heading("Final losses")
-    b = s["baselines"]
-    loss_show = [{**row, "beta": f"{row['beta']:g}"} for row in s["final_losses"]]
-    r.table(loss_show, ["beta", "epochs", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "train_seconds"],
-            floatfmt=".2f",
-            headers={"beta": "β", "train_loss": "train loss", "train_recon": "train recon", "train_kl": "train KL",
-                     "val_loss": "val loss", "val_recon": "val recon", "val_kl": "val KL",
-                     "train_seconds": "train time (s)"},
-            caption="Per-image means in nats of the last epoch (loss = recon + β·KL). CSV/JSON: "
-                    "[final_losses.csv](final_losses.csv), [final_losses.json](final_losses.json).")
-    r.text(f"For scale: a model that ignores the image and predicts the global pixel rate "
-           f"({b['pixel_rate']:.3f}) for every pixel has a reconstruction loss of {b['global_rate_nll']:.0f} nats/image; "
-           f"one that predicts each pixel's own marginal rate, {b['per_pixel_rate_nll']:.0f}. The original report's "
-           f"7,200–7,700 nats/image lie *above* these, so they cannot have been per-image Bernoulli NLLs of a working model.")
-    steps = st["epochs"] * math.ceil(st["max_samples"] * (1 - st["val_fraction"]) / st["batch_size"])
-    gaps = [row["val_loss"] / row["train_loss"] for row in s["final_losses"]
-            if row.get("val_loss") is not None and row.get("train_loss")]
-    if gaps and max(gaps) > 1.5:
-        r.text(f"Note: the validation loss is up to {max(gaps):.1f}× the training loss after {steps:,} optimisation "
-               "steps per β. Validation runs in eval mode (BatchNorm's running statistics, no dropout), training "
-               "in train mode (batch statistics); a gap this large after few steps says the running statistics "
-               "do not yet match the batches, not that the model over-fits.")
-    for beta, info in s["per_beta"].items():
-        r.heading(f"β = {beta}", 3)
-        r.figure(out / info["dir"] / "loss_curves.png", f"β = {beta}: total, reconstruction and KL loss per epoch (train and validation)", out)
-        r.figure(out / info["dir"] / "reconstructions.png", f"β = {beta}: 8 held-out images over their reconstructions", out)
-        r.figure(out / info["dir"] / "traversals.png",
-                 f"β = {beta}: latent traversals of one held-out image (rows: the {min(args.traversal_dims, args.latent_dim)} most active dimensions by KL; columns: the value from −{args.traversal_span:g} to +{args.traversal_span:g})", out)
-
-    r.heading("Active dimensions")
-    r.text("Mean KL(q(z_d|x) ‖ N(0,1)) per latent dimension on the MIG images; a dimension below ~0.01 nat is unused "
-           "(the encoder outputs the prior there). Table: [per_dim_kl.csv](per_dim_kl.csv).")
-    r.figure(out / "per_dim_kl.png", "per-dimension KL for each β (log scale)", out)
-
-    r.heading("MIG")
-    n_mig = st["mig_samples"]
-    table = [{**row, "beta": f"{row['beta']:g}", "code": CODE_LABELS[row["code"]]} for row in s["mig_table"]]
-    r.table(table, ["beta", "code", "mig", *factor_names, "active_dims"], floatfmt=".4f",
-            headers={"beta": "β", "code": "representation", "mig": "MIG", "active_dims": "active dims"},
-            caption=f"MIG overall and per factor (gap between the two most informative latents over the factor's "
-                    f"entropy) on {n_mig:,} images. Per β three rows: the recipe (encoder means); the same model's "
-                    "sampled codes z ~ q(z|x); and the **null** — the same means with the factors shuffled across "
-                    "images, i.e. what a code without any information scores at this N (the plug-in estimator's "
-                    "bias). Only the part of a MIG above its null is signal. CSV/JSON (with the full "
-                    "mutual-information matrices): [mig.csv](mig.csv), [mig.json](mig.json).")
-    r.figure(out / "mig_bar.png", "MIG per factor and overall per β (bars: encoder means; black ticks: the null, factors shuffled)", out)
-    best = []
-    for beta, d in mig_full.items():
-        best.append({"beta": beta, **{n: f"z{d['best_latent'][n]} ({max(row[j] for row in d['mutual_info']):.2f} / {d['entropy'][n]:.2f})"
-                                       for j, n in enumerate(factor_names)}})
-    r.table(best, ["beta", *factor_names], headers={"beta": "β"},
-            caption="Most informative latent per factor (encoder means): its mutual information / the factor's "
-                    "entropy (nats).")
-    per_beta_mig = ", ".join(f"β={row['beta']:g}: {row['mig']:.4f} (null {row['mig_null']:.4f})" for row in s["mig"])
-    r.text(f"Measured: {per_beta_mig}. "
-           "Published β-VAE values on dSprites are roughly 0.05–0.4 depending on β and seed (Chen et al. 2018; "
-           "Locatello et al. 2019).")
-
-    r.heading("Why the original report's MIG was wrong")
-    lo, hi = ORIGINAL_MIG_RANGE
-    nulls = [row["null_ref"] for row in s["mig"]]
-    n_null = nulls[0]["n_points"]
-    null_lo, null_hi = min(v["min"] for v in nulls), max(v["max"] for v in nulls)
-    rows = [{"beta": f"{row['beta']:g}", "means": row["mig"], "sampled": row["mig_sampled"],
-             "null": f"{row['null_ref']['min']:.4f}–{row['null_ref']['max']:.4f}"} for row in s["mig"]]
-    r.table(rows, ["beta", "means", "sampled", "null"], floatfmt=".4f",
-            headers={"beta": "β", "means": f"MIG, encoder means (N = {n_mig:,})",
-                     "sampled": f"MIG, sampled codes (N = {n_mig:,})",
-                     "null": f"null MIG, factors shuffled (N = {n_null:,}, {len(nulls[0]['scores'])} shuffles)"},
-            caption=f"The original report gave MIG {ORIGINAL_MIG} for every β. Measured on this study's models:")
-    overlap = null_lo <= hi and lo <= null_hi
-    verdict = ("overlaps the original report's range: its values are what latents that carry no information "
-               "about the factors score at this N" if overlap else
-               f"{'lies above' if null_lo > hi else 'lies below'} the original report's range")
-    changes = ", ".join(f"β={row['beta']:g}: {row['mig']:.4f} → {row['mig_sampled']:.4f}" for row in s["mig"])
-    lowers = all(row["mig_sampled"] < row["mig"] for row in s["mig"])
-    sampled_note = (f"Scoring sampled codes instead of means {'lowers' if lowers else 'does not lower'} MIG "
-                    f"{'here' if lowers else 'for every β here'} ({changes})")
-    far = all(row["mig_sampled"] > 3 * null_hi for row in s["mig"])
-    sampled_note += ("; the sampled scores stay above 3× the null, so sampling alone does not give values as low as "
-                     "the original's" if far else "; at least one β's sampled score is within 3× of the null")
-    r.text(f"The null MIG at N = {n_null:,} ({null_lo:.4f}–{null_hi:.4f}) {verdict}. {sampled_note}. "
-           "This study uses the disentanglement_lib recipe (encoder means, each latent binned into "
-           f"{st['mig_bins']} equal-width bins, discrete MI in nats, gap over the factor's entropy; "
-           "`vae/metrics.py`, tested against that library's sklearn-based code).")
-    r.heading(f"PCA of the latent means (β = {s['pca_beta']:g})")
-    ev = s["pca_explained_variance_ratio"]
-    r.text(f"The encoder means of the {st['mig_samples']:,} MIG images projected on their first two principal "
-           f"components ({100 * ev[0]:.1f}% and {100 * ev[1]:.1f}% of the variance), coloured by each factor. "
-           "Colour bars show the factor's own values (shape names, scale, orientation in degrees, position "
-           "as a fraction of the frame). Smooth colour gradients mean that factor is encoded along that direction; "
-           "mixed colours mean it is not visible in the two leading components. Orientation is circular "
-           "(0° and 360° draw the same image; a square repeats every 90°), so both ends of its colour scale "
-           "are the same image.")
-    r.figure(pca_paths[0], f"PCA of encoder means, β = {s['pca_beta']:g}, one panel per factor", out)
-    for p, n in zip(pca_paths[1:], factor_names):
-        r.figure(p, f"PCA (β = {s['pca_beta']:g}) coloured by {n}", out)
-    for b, p in s.get("pca_other_betas", {}).items():
-        r.figure(Path(p), f"PCA of encoder means, β = {b}, one panel per factor", out)
-
-    r.heading("Files")
-    r.text("Per β: `beta_<b>/history.csv|json` (per-epoch train/validation loss, recon, KL), the three figures above "
-           "and `checkpoint.pt` (for `--resume`). Across β: `final_losses.csv|json`, `mig.csv|json`, `mig_bar.png`, "
-           "`per_dim_kl.csv|json|png`, the PCA figures and `summary.json`.")
-    return r.save(out / "report.md")
-
-
-def _cli(args) -> list[str]:
-    parts = []
-    if args.quick:
-        parts.append("--quick")
-    parts += ["--betas", *[f"{b:g}" for b in args.betas], "--epochs", str(args.epochs), "--max-samples", str(args.max_samples),
-              "--batch-size", str(args.batch_size), "--mig-samples", str(args.mig_samples), "--seed", str(args.seed)]
-    if args.dropout != 0.2:
-        parts += ["--dropout", f"{args.dropout:g}"]
-    if args.no_batchnorm:
-        parts.append("--no-batchnorm")
-    if args.latent_dim != 16:
-        parts += ["--latent-dim", str(args.latent_dim)]
-    return parts
 
 
 def run_protocol_cli(args) -> dict:
