@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.models import mlp_vae
 from vae.analysis import encode_means, encode_stats, latent_traversals, pca_2d, per_dim_kl, plot_pca_by_factor, plot_per_dim_kl
 from vae.data.dataset import ImageDataset
 from vae.model import VAE
-from vae.nets import ConvDecoder64, ConvEncoder64, MLPDecoder, MLPEncoder
+from vae.nets import ConvDecoder64, ConvEncoder64
 from vae.priors import StandardNormal
 
 
 def tiny_vae(d=3, shape=(1, 4, 4), seed=0):
-    torch.manual_seed(seed)
-    return VAE(MLPEncoder(d, shape, (8,)), MLPDecoder(d, shape, (8,)), StandardNormal(d))
+    return mlp_vae(d, shape, (8,), seed)
 
 
 def test_encode_means_shapes_batches_and_modes():

@@ -8,17 +8,14 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from helpers.models import mlp_vae
 from vae.analysis import latent_plane_grid
 from vae.cli import latent_plane
 from vae.model import VAE
-from vae.nets import MLPDecoder, MLPEncoder
-from vae.priors import StandardNormal
 
 
 def _vae(latent_dim: int = 2) -> VAE:
-    torch.manual_seed(0)
-    return VAE(MLPEncoder(latent_dim, (1, 6, 6), (10,)), MLPDecoder(latent_dim, (1, 6, 6), (10,)),
-               StandardNormal(latent_dim))
+    return mlp_vae(latent_dim, (1, 6, 6), (10,))
 
 
 def test_grid_values_are_normal_quantiles_and_images_are_the_decoded_means(tmp_path):

@@ -10,8 +10,8 @@ import torch
 from pyro.infer import RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from scipy.special import log_expit, logsumexp
 from scipy.stats import multivariate_normal, norm
-from torch import nn
 
+from helpers.models import LinearDecoder, LinearEncoder
 from vae.likelihoods import GaussianLikelihood
 from vae.model import VAE
 from vae.objectives import (OBJECTIVES, IWAE, AnnealedCapacity, Context, Cyclical, DIPVAE1, DIPVAE2, ELBO,
@@ -32,25 +32,12 @@ b = np.array([0.2, -0.1])
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
 
 
-class LinEnc(nn.Module):
-    def __init__(self, A=A, a=a, C=C, c=c):
-        super().__init__()
-        t = lambda v: nn.Parameter(torch.tensor(np.asarray(v, dtype=np.float64)))  # noqa: E731
-        self.A, self.a, self.C, self.c = t(A), t(a), t(C), t(c)
-
-    def forward(self, x):
-        f = x.flatten(1)
-        return f @ self.A.T + self.a, torch.exp(0.5 * (f @ self.C.T + self.c))
+def LinEnc():
+    return LinearEncoder(A, a, C, c)
 
 
-class LinDec(nn.Module):
-    def __init__(self, W=W, b=b):
-        super().__init__()
-        self.W = nn.Parameter(torch.tensor(np.asarray(W, dtype=np.float64)))
-        self.b = nn.Parameter(torch.tensor(np.asarray(b, dtype=np.float64)))
-
-    def forward(self, z):
-        return (z @ self.W.T + self.b).view(-1, 1, 1, self.W.shape[0])
+def LinDec():
+    return LinearDecoder(W, b)
 
 
 @pytest.fixture(autouse=True)

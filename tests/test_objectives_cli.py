@@ -11,6 +11,7 @@ import torch
 from vae.data.dataset import ImageDataset
 from vae.objectives import make_objective
 from vae.train import fit, load_checkpoint
+from helpers.models import mlp_vae
 from helpers.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_vae.py"
@@ -37,12 +38,7 @@ def test_every_objective_trains_one_quick_epoch_from_the_cli(train_vae, name, tm
 
 
 def _model():
-    from vae.model import VAE
-    from vae.nets import MLPDecoder, MLPEncoder
-    from vae.priors import StandardNormal
-
-    torch.manual_seed(0)
-    return VAE(MLPEncoder(3, (1, 4, 4), (16,)), MLPDecoder(3, (1, 4, 4), (16,)), StandardNormal(3))
+    return mlp_vae(3, (1, 4, 4), (16,))
 
 
 def test_factorvae_discriminator_state_survives_resume_bit_for_bit(tmp_path):

@@ -11,6 +11,7 @@ from scipy.special import log_expit, logsumexp
 from scipy.stats import norm
 from torch import nn
 
+from helpers.models import LinearDecoder, LinearEncoder
 from vae.model import VAE
 from vae.objectives import ELBO, BetaTCVAE, Context, FactorVAE, objective_from_config
 from vae.objectives.btcvae import log_aggregate_posterior, tc_decomposition
@@ -29,28 +30,8 @@ b = np.array([0.2, -0.1])
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])   # the whole data set: N = 4
 
 
-class LinEnc(nn.Module):
-    def __init__(self):
-        super().__init__()
-        t = lambda v: nn.Parameter(torch.tensor(v))  # noqa: E731
-        self.A, self.a, self.C, self.c = t(A), t(a), t(C), t(c)
-
-    def forward(self, x):
-        f = x.flatten(1)
-        return f @ self.A.T + self.a, torch.exp(0.5 * (f @ self.C.T + self.c))
-
-
-class LinDec(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.W, self.b = nn.Parameter(torch.tensor(W)), nn.Parameter(torch.tensor(b))
-
-    def forward(self, z):
-        return (z @ self.W.T + self.b).view(-1, 1, 1, 2)
-
-
 def _vae(prior=None, **kw) -> VAE:
-    return VAE(LinEnc(), LinDec(), prior if prior is not None else StandardNormal(2).double(), name="tc", **kw)
+    return VAE(LinearEncoder(A, a, C, c), LinearDecoder(W, b), prior if prior is not None else StandardNormal(2).double(), name="tc", **kw)
 
 
 def _x(rows=X) -> torch.Tensor:

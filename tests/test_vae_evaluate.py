@@ -4,36 +4,13 @@ import pytest
 import torch
 from scipy.special import log_expit
 from scipy.stats import multivariate_normal, norm
-from torch import nn
 
+from helpers.models import LinearDecoder as LinDec, LinearEncoder as LinEnc
 from vae.evaluate import elbo_per_image, iwae_log_likelihood, prior_samples_grid, reconstruction_grid
 from vae.likelihoods import GaussianLikelihood
 from vae.model import VAE
 from vae.nets import MLPDecoder, MLPEncoder
 from vae.priors import StandardNormal
-
-
-class LinEnc(nn.Module):
-    """loc = A f + a, log_var = C f + c for flattened 2-pixel images (float64)."""
-
-    def __init__(self, A, a, C, c):
-        super().__init__()
-        t = lambda v: nn.Parameter(torch.tensor(np.asarray(v, dtype=np.float64)))  # noqa: E731
-        self.A, self.a, self.C, self.c = t(A), t(a), t(C), t(c)
-
-    def forward(self, x):
-        f = x.flatten(1)
-        return f @ self.A.T + self.a, torch.exp(0.5 * (f @ self.C.T + self.c))
-
-
-class LinDec(nn.Module):
-    def __init__(self, w, b):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(np.asarray(w, dtype=np.float64)))
-        self.b = nn.Parameter(torch.tensor(np.asarray(b, dtype=np.float64)))
-
-    def forward(self, z):
-        return (z @ self.w.T + self.b).view(-1, 1, 1, 2)
 
 
 W = np.array([[1.5], [-0.8]])  # 2 pixels, 1-d latent

@@ -6,8 +6,8 @@ import torch
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from scipy.special import log_expit
 from scipy.stats import norm
-from torch import nn
 
+from helpers.models import LinearDecoder, LinearEncoder
 from vae.likelihoods import GaussianLikelihood
 from vae.model import VAE
 from vae.nets import MLPDecoder, MLPEncoder
@@ -24,24 +24,12 @@ X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 
 
-class LinEnc(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.A, self.a = nn.Parameter(torch.tensor(A)), nn.Parameter(torch.tensor(a))
-        self.C, self.c = nn.Parameter(torch.tensor(C)), nn.Parameter(torch.tensor(c))
-
-    def forward(self, x):
-        f = x.flatten(1)
-        return f @ self.A.T + self.a, torch.exp(0.5 * (f @ self.C.T + self.c))
+def LinEnc():
+    return LinearEncoder(A, a, C, c)
 
 
-class LinDec(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.W, self.b = nn.Parameter(torch.tensor(W)), nn.Parameter(torch.tensor(b))
-
-    def forward(self, z):
-        return (z @ self.W.T + self.b).view(-1, 1, 1, 2)
+def LinDec():
+    return LinearDecoder(W, b)
 
 
 @pytest.fixture(autouse=True)
