@@ -21,27 +21,21 @@ import time
 from pathlib import Path
 
 from vae.cli.options import (
-    add_run_options, fraction, int_in, nonneg_int, positive_float, positive_int, progress_log, run_folder,
-    run_main, set_threads, write_summary,
+    add_run_options, add_training_options, int_in, progress_log, resolve_quick, run_folder, run_main, set_threads,
+    write_summary,
 )
 
-DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 6
+DEFAULTS = {"epochs": 50, "batch_size": 100, "max_samples": None, "iwae_samples": 1000}
+QUICK = {"epochs": 6, "batch_size": 32, "iwae_samples": 100}
 HIDDEN = (512, 256)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"epochs (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: 100; --quick: 32)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--val-fraction", type=fraction, default=0.05, help="validation share (default: 0.05)")
-    p.add_argument("--max-samples", type=positive_int, default=None, help="training digits (default: all 4,500)")
+    add_training_options(p, DEFAULTS, QUICK)
     p.add_argument("--grid", type=int_in(2, 100), default=15,
                    help="points per axis of the decoded plane, 2 to 100 (default: 15)")
-    p.add_argument("--iwae-samples", type=nonneg_int, default=None,
-                   help="importance samples per held-out digit for the NLL (default: 1000; --quick: 100; 0 skips)")
     add_run_options(p, out='runs/vae_latent_plane', quick="short run: about a minute on 2 CPU cores")
     return p
 
@@ -58,11 +52,7 @@ def knn_accuracy(points, labels, k: int = 5, folds: int = 5, seed: int = 0) -> f
 def run_cli(argv: list[str] | None = None) -> dict:
     """Parse, claim the run folder, train and draw the plane; returns the summary. Errors propagate
     (:func:`main` handles them)."""
-    args = build_parser().parse_args(argv)
-    args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
-    args.batch_size = args.batch_size or (32 if args.quick else 100)
-    if args.iwae_samples is None:
-        args.iwae_samples = 100 if args.quick else 1000
+    args = resolve_quick(build_parser().parse_args(argv), DEFAULTS, QUICK)
     out = Path(args.out)
     with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
         return run(args, out)

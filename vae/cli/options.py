@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 __all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction", "int_at_least", "int_in",
            "float_in", "add_run_options", "add_device_option", "add_seed_option", "add_threads_option",
            "add_overwrite_option", "default_threads", "set_threads", "THREADS_HELP", "MAX_THREADS", "run_folder",
-           "run_main", "error_message", "progress_log", "write_summary"]
+           "run_main", "error_message", "progress_log", "write_summary", "add_training_options", "resolve_quick"]
 
 
 def _number(kind: type, what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
@@ -104,6 +104,43 @@ def add_run_options(p, *, out: str | None, quick: str, out_help: str | None = No
     add_overwrite_option(p)
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+
+
+def add_training_options(p, defaults: Mapping[str, Any], quick: Mapping[str, Any], *, lr: float = 1e-3,
+                         data: str = "training digits") -> None:
+    """``--epochs --batch-size --lr --val-fraction --max-samples --iwae-samples`` with a normal and a
+    ``--quick`` default each (``defaults``/``quick``: keys ``epochs``, ``batch_size``, ``max_samples``
+    (``None``: all), ``iwae_samples``); :func:`resolve_quick` fills in the ones a user left out.
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--quick", action="store_true")
+    >>> add_training_options(p, {"epochs": 50, "batch_size": 100}, {"epochs": 5, "batch_size": 32})
+    >>> a = resolve_quick(p.parse_args(["--quick", "--epochs", "7"]), {"epochs": 50, "batch_size": 100},
+    ...                   {"epochs": 5, "batch_size": 32})
+    >>> a.epochs, a.batch_size, a.max_samples
+    (7, 32, None)
+    """
+    def both(key: str, show=lambda v: f"{v:,}") -> str:
+        normal, fast = defaults.get(key), quick.get(key, defaults.get(key))
+        text = "all" if normal is None else show(normal)
+        return text if fast == normal else f"{text}; --quick: {'all' if fast is None else show(fast)}"
+
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"epochs (default: {both('epochs')})")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"batch size (default: {both('batch_size')})")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default: {lr:g})")
+    p.add_argument("--val-fraction", type=fraction, default=0.05, help="validation share (default: 0.05)")
+    p.add_argument("--max-samples", type=positive_int, default=None, help=f"{data} (default: {both('max_samples')})")
+    if "iwae_samples" in defaults:
+        p.add_argument("--iwae-samples", type=nonneg_int, default=None,
+                       help=f"importance samples per held-out digit for the NLL (default: {both('iwae_samples')}; "
+                            "0 skips)")
+
+
+def resolve_quick(args: argparse.Namespace, defaults: Mapping[str, Any], quick: Mapping[str, Any]) -> argparse.Namespace:
+    """Every option of :func:`add_training_options` left at ``None`` gets its ``--quick`` or normal default."""
+    for key, normal in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, quick.get(key, normal) if args.quick else normal)
+    return args
 
 
 def add_device_option(p, help: str | None = None) -> None:

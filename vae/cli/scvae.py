@@ -28,12 +28,13 @@ from pathlib import Path
 
 from vae.plots import save_figure
 from vae.cli.options import (
-    add_run_options, fraction, nonneg_float, nonneg_int, positive_float, positive_int, progress_log, run_folder,
-    run_main, set_threads, write_summary,
+    add_run_options, add_training_options, nonneg_float, positive_float, positive_int, progress_log, resolve_quick,
+    run_folder, run_main, set_threads, write_summary,
 )
 
 MODELS = ("vae", "scvae")
-DEFAULT_EPOCHS, QUICK_EPOCHS = 50, 5
+DEFAULTS = {"epochs": 50, "batch_size": 100, "max_samples": None, "iwae_samples": 1000}
+QUICK = {"epochs": 5, "batch_size": 32, "max_samples": 2000, "iwae_samples": 50}
 HIDDEN = (512, 256)
 
 
@@ -49,15 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ISTA threshold parameter the LISTA block is initialised with (default: 0.1)")
     p.add_argument("--latent-dim", type=positive_int, default=32, help="latent / code size (default: 32)")
     p.add_argument("--beta", type=positive_float, default=1.0, help="weight of the KL term (default: 1)")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"epochs (default: {DEFAULT_EPOCHS}; --quick: {QUICK_EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: 100; --quick: 32)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--val-fraction", type=fraction, default=0.05, help="validation share (default: 0.05)")
-    p.add_argument("--max-samples", type=positive_int, default=None,
-                   help="training digits (default: all 4,500; --quick: 2,000)")
-    p.add_argument("--iwae-samples", type=nonneg_int, default=None,
-                   help="importance samples per test digit for the NLL (default: 1000; --quick: 50; 0 skips)")
+    add_training_options(p, DEFAULTS, QUICK)
     add_run_options(p, out='runs/train_scvae', quick="small run: about a minute on 2 CPU cores")
     return p
 
@@ -163,12 +156,7 @@ def run_model(name: str, args, train, test_x, out: Path, log) -> tuple[dict, obj
 def run_cli(argv: list[str] | None = None) -> dict:
     """Parse, claim the run folder, train and compare the models; returns the summary. Errors
     propagate (:func:`main` handles them)."""
-    args = build_parser().parse_args(argv)
-    args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
-    args.max_samples = args.max_samples or (2000 if args.quick else None)
-    args.batch_size = args.batch_size or (32 if args.quick else 100)
-    if args.iwae_samples is None:
-        args.iwae_samples = 50 if args.quick else 1000
+    args = resolve_quick(build_parser().parse_args(argv), DEFAULTS, QUICK)
     out = Path(args.out)
     with run_folder(out, args):  # locked, never silently over a previous run, writable: checked up front
         return run(args, out)
