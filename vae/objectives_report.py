@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     head = {"command": "python -m vae.objectives_report " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": "; ".join(sorted(devices)) + ("" if devices == {s["device"]} else f" (β-VAE rows: {s['device']})"),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "protocol": "cpu (standard net, latent 10, batch 64, Adam 1e-3, 5,000 steps, all 737,280 images)"}
+            "protocol": "cpu (standard net, latent 10, batch 64, Adam 1e-3 for-loop, 5,000 steps, all 737,280 images)"}
     (res / "objectives_cpu.json").write_text(json.dumps({**head, "summary": summarise(rows), "rows": rows}, indent=1) + "\n")
     (res / "objectives_cpu.txt").write_text("\n".join(f"{k}: {v}" for k, v in head.items()) + "\n\n" + text + "\n")
     figure(rows, Path(a.figure))
