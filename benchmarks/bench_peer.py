@@ -9,17 +9,22 @@ binarised once (pythae's trainer has no per-batch transform); batch 100, Adam lr
 2 threads (pinned, one per core); the standard Normal prior (analytic KL) and the VampPrior, K = 500.
 
 Protocol, per prior: every side trains one model in R alternating rounds of E epochs, in the order
-ours, pythae, ours_fused, plain, reversed in odd rounds (a drift in the machine's load falls on all).
+ours, pythae, ours_forloop, plain, reversed in odd rounds (a drift in the machine's load falls on all).
 A round is one training call as a user makes it (``fit(...)``; ``BaseTrainer(...)`` + ``.train()`` on
-the model the last call returned); both libraries start a new Adam per call. ``ours_fused``: ``fit``
-with ``optimizer=`` a fused Adam; ``plain``: a hand-written PyTorch loop over the same modules
-(in-memory tensor, BCE with logits, default Adam), the model's own cost. images/s = 4,500 / the
+the model the last call returned); both libraries start a new Adam per call. ``ours``: ``fit`` with
+its defaults (a fused Adam); ``ours_forloop``: ``fit(adam_impl="for-loop")``, the Adam implementation
+that ``torch.optim.Adam`` picks on CPU (pythae's); ``plain``: a hand-written PyTorch loop over the
+same modules (in-memory tensor, BCE with logits, default Adam), the model's own cost. images/s = 4,500 / the
 round's median epoch time, whole epochs with each library's data handling (``fit``'s History seconds;
 a pythae callback from epoch begin to end, its best-model copy included); "with set-up": E x 4,500 /
 the whole call (pythae's final save included). Ratios to pythae are paired by round, median over
 rounds. Then every model is scored by the same estimator, ``vae.evaluate.iwae_log_likelihood``
 (S samples, fixed seed), on the 500 held-out digits binarised once (pythae's nets and pseudo-inputs
-put into a ``vae.model.VAE``); the NLL difference is paired by digit. Also timed: one optimisation step
+put into a ``vae.model.VAE``); the NLL difference is paired by digit. One training's NLL moves by more
+than that with its initial weights and batch order alone (compare ``ours`` with ``plain``), so
+``--nll-seeds`` more pairs (ours, pythae) are trained the same way, untimed, from seeds 1..N (initial
+weights, pseudo-inputs, batch order), and the NLL verdict takes the mean difference over all the
+trainings against its standard error over seeds. Also timed: one optimisation step
 on a fixed batch (step ms: no loop, no data), each library's own IWAE estimate on every 5th test digit
 (pythae's ``get_nll`` under ``no_grad``) and, for the VampPrior, log p(z) forward+backward with the
 pseudo-inputs' encoding (ours: two matrix products, ``vae/mixture.py``; pythae: a (B, K, D) tensor).
@@ -67,7 +72,7 @@ from vae.priors import StandardNormal, VampPrior  # noqa: E402
 from vae.train import fit  # noqa: E402
 
 SHAPE = (1, 28, 28)
-SIDES = ("ours", "pythae", "ours_fused", "plain")
+SIDES = ("ours", "pythae", "ours_forloop", "plain")
 TARGET = 1.2
 INSTALL_HINT = ("bench_peer: pythae is not importable; install it in a separate virtual environment and run this "
                 "script with its python: python -m venv --system-site-packages /tmp/peer_venv && "
@@ -75,8 +80,9 @@ INSTALL_HINT = ("bench_peer: pythae is not importable; install it in a separate 
 DIFFERENCES = (
     "pythae's decoder ends in a sigmoid and its loss is F.binary_cross_entropy on probabilities (log clamped at "
     "-100); ours keeps logits (Bernoulli(logits): BCE with logits)",
-    "pythae's VAMP pseudo-inputs are hardtanh(Linear(K, 784)(eye(K))), torch's default Linear init (most pixels start "
-    "near 0); ours are K x 784 free parameters through hardtanh, initialised at 0.5 + 0.01 N(0, 1)",
+    "pythae's VAMP pseudo-inputs are hardtanh(Linear(K, 784)(eye(K))) (a weight column per pseudo-input plus one "
+    "bias shared by all, so Adam moves them differently); ours are K x 784 free parameters through hardtanh; both "
+    "start from the same values (pythae's Linear initialisation, most pixels near 0)",
     "pythae's VAMP log p(z) and log q(z|x) omit the -D/2 log(2 pi) constant (it cancels in the KL and IWAE weights)",
     "without an evaluation set pythae's trainer deep-copies the model at each epoch that lowers the training loss and "
     "returns/saves that copy; ours (val_fraction=0) returns the last epoch's model",
@@ -95,6 +101,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="must include ours and pythae")
     p.add_argument("--components", type=int, default=500, help="VampPrior pseudo-inputs K (default: 500)")
     p.add_argument("--iwae-samples", type=int, default=200, help="S of the common NLL estimate (default: 200)")
+    p.add_argument("--nll-seeds", type=int, default=4,
+                   help="more trainings of ours and pythae (seeds 1..N: initial weights, pseudo-inputs, batch order) "
+                        "for the NLL comparison, untimed (default: 4; 0: the timed models only)")
     p.add_argument("--own-samples", type=int, default=100, help="S of each library's own, timed estimate")
     p.add_argument("--prior-sizes", type=int, nargs="+", default=[100, 1000], help="B of the log p(z) timing")
     p.add_argument("--step-reps", type=int, default=5, help="alternating blocks per timing (default: 5)")
@@ -112,6 +121,7 @@ def parse_args(argv=None) -> argparse.Namespace:
            "own_samples", "step_reps", "latent_dim", "batch_size", "threads") if getattr(a, n) < 1]
     bad += ["--train-images and --test-images must be >= 2"] * any(n is not None and n < 2
                                                                    for n in (a.train_images, a.test_images))
+    bad += ["--nll-seeds must be >= 0"] * (a.nll_seeds < 0)
     bad += ["--hidden and --prior-sizes must be >= 1"] * (min(a.hidden) < 1 or min(a.prior_sizes) < 1)
     bad += ["--sides must include ours and pythae"] * (not {"ours", "pythae"} <= set(a.sides))
     bad += [f"--lr must be a finite number > 0; got {a.lr}"] * (not (math.isfinite(a.lr) and a.lr > 0))
@@ -148,12 +158,25 @@ def _our_vae(enc, dec, prior: str, a, name: str):
     return VAE(enc, dec, p, name=name)
 
 
-def build(side: str, prior: str, a):
-    """A side's untrained model; every side starts from the same weights (seed 0)."""
-    torch.manual_seed(0)
+def initial_pseudo_inputs(a, seed: int) -> torch.nn.Linear:
+    """The VampPrior's initial pseudo-inputs for every side, as pythae draws them: a ``Linear(K, 784)``
+    with torch's default initialisation (pseudo-input k = column k of its weight + its bias)."""
+    torch.manual_seed(seed + 1_000_003)
+    return torch.nn.Linear(a.components, math.prod(SHAPE))
+
+
+def build(side: str, prior: str, a, seed: int = 0):
+    """A side's untrained model; every side starts from the same weights (those of ``seed``), the
+    VampPrior's pseudo-inputs included (:func:`initial_pseudo_inputs`)."""
+    torch.manual_seed(seed)
     enc, dec = MLPEncoder(a.latent_dim, SHAPE, a.hidden), MLPDecoder(a.latent_dim, SHAPE, a.hidden)
+    lin = initial_pseudo_inputs(a, seed) if prior == "vamp" else None
     if side != "pythae":
-        return _our_vae(enc, dec, prior, a, f"{side}_{prior}")
+        vae = _our_vae(enc, dec, prior, a, f"{side}_{prior}")
+        if lin is not None:
+            with torch.no_grad():
+                vae.prior.pseudo_inputs.copy_((lin.weight.T + lin.bias).reshape(vae.prior.pseudo_inputs.shape))
+        return vae
     from pythae.models import VAE as PeerVAE, VAMP, VAEConfig, VAMPConfig
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
@@ -178,7 +201,9 @@ def build(side: str, prior: str, a):
     kw = dict(input_dim=SHAPE, latent_dim=a.latent_dim, reconstruction_loss="bce")
     if prior == "normal":
         return PeerVAE(VAEConfig(**kw), Encoder(enc), Decoder(dec))
-    return VAMP(VAMPConfig(**kw, number_components=a.components), Encoder(enc), Decoder(dec))
+    model = VAMP(VAMPConfig(**kw, number_components=a.components), Encoder(enc), Decoder(dec))
+    model.pseudo_inputs[0].load_state_dict(lin.state_dict())
+    return model
 
 
 def peer_as_ours(model, prior: str, a):
@@ -221,9 +246,8 @@ def train_side(side: str, model, x, a, seed: int):
                 opt.step()
             epochs.append(time.perf_counter() - t_epoch)
     else:
-        opt = (lambda params: torch.optim.Adam(params, lr=a.lr, fused=True)) if side == "ours_fused" else None
         hist = fit(model, x, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, val_fraction=0.0, device="cpu",
-                   seed=seed, optimizer=opt)
+                   seed=seed, **({"adam_impl": "for-loop"} if side == "ours_forloop" else {}))
         epochs = [row["seconds"] for row in hist.rows]
     return time.perf_counter() - t0, epochs, model
 
@@ -273,7 +297,7 @@ def alternate(fns: dict, reps: int, inner: int = 3) -> dict:
 def step_timing(models: dict, x, a) -> dict:
     """ms of one optimisation step (forward, backward, Adam) on a fixed batch, each side as its loop does it."""
     def make(side, m):
-        opt = torch.optim.Adam(m.parameters(), lr=a.lr, fused=side == "ours_fused")
+        opt = torch.optim.Adam(m.parameters(), lr=a.lr, fused=side == "ours")
         loss = {"pythae": lambda: m({"data": x}, epoch=1, dataset_size=len(x), uses_ddp=False).loss,
                 "plain": lambda: plain_loss(m, x) / len(x)}.get(side, lambda: m.loss_terms(x)["loss"] / len(x))
 
@@ -342,6 +366,19 @@ def run_prior(prior: str, x, x_test, a, log, deadline: float) -> dict:
     for side, v in ll.items():
         res[side]["nll"], res[side]["nll_se"] = round(float(-v.mean()), 3), round(float(v.std() / len(v) ** 0.5), 3)
     res["nll_diff_se"] = round(float((ll["pythae"] - ll["ours"]).std() / len(x_test) ** 0.5), 3)  # paired by digit
+    res["nll_by_seed"] = [{"seed": 0, "ours": res["ours"]["nll"], "pythae": res["pythae"]["nll"]}]
+    for seed in range(1, a.nll_seeds + 1):  # the same protocol (rounds of a.epochs, a new Adam per call), untimed
+        row = {"seed": seed}
+        for side in ("ours", "pythae"):
+            model = build(side, prior, a, seed)
+            with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+                for r in range(len(res["ours"]["seconds"])):
+                    model = train_side(side, model, x, a, 1000 * seed + r)[2]
+            v = iwae_log_likelihood(peer_as_ours(model, prior, a) if side == "pythae" else model, x_test,
+                                    n_samples=a.iwae_samples, chunk_size=10_000, seed=1)
+            row[side] = round(float(-v.mean()), 3)
+        res["nll_by_seed"].append(row)
+        log(f"{prior} NLL seed {seed}: ours {row['ours']:.2f}, pythae {row['pythae']:.2f}")
     for side, ms in step_timing(models, x[:a.batch_size], a).items():
         res[side]["step_ms"] = ms
     for side, own in own_iwae(models["ours"], models["pythae"], x_test[::5], a).items():
@@ -365,9 +402,16 @@ def summarise(res: dict) -> dict:
     o, p = res["ours"], res["pythae"]
     ratios = paired_ratio(res, "ours", agg=list)
     ratio, d, se = statistics.median(ratios), o["nll"] - p["nll"], res["nll_diff_se"]
+    seeds = res.get("nll_by_seed", [])
+    over_seeds = {}
+    if len(seeds) >= 2:  # training noise (initial weights, batch order) dominates one run's difference
+        diffs = [r["ours"] - r["pythae"] for r in seeds]
+        over_seeds = {"nll_seeds": len(diffs), "nll_seed_diff": statistics.mean(diffs),
+                      "nll_seed_diff_se": statistics.stdev(diffs) / math.sqrt(len(diffs))}
+    nll_ok = (over_seeds["nll_seed_diff"] <= 2 * over_seeds["nll_seed_diff_se"]) if over_seeds else d <= 2 * se
     return {"ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
             "ratio_with_setup": paired_ratio(res, "ours", "images_per_s_with_setup"), "nll_diff": d,
-            "nll_diff_se": se, "speed_ok": ratio >= TARGET, "nll_ok": d <= 2 * se,
+            "nll_diff_se": se, **over_seeds, "speed_ok": ratio >= TARGET, "nll_ok": nll_ok,
             "step_ratio": o["step_ms"] / p["step_ms"],
             "own_iwae_time_ratio": o["own_iwae"]["seconds"] / max(p["own_iwae"]["seconds"], 1e-6),
             # ours and plain differ only in batch order and noise draws: a scale of training noise in the NLL
@@ -411,6 +455,11 @@ def format_table(result: dict) -> str:
                      f"{m['ratio_max']:.2f}; with set-up {m['ratio_with_setup']:.2f}x), step ms "
                      f"{m['step_ratio']:.2f}x, NLL {m['nll_diff']:+.2f} ± {m['nll_diff_se']:.2f} nats, own IWAE time "
                      f"{m['own_iwae_time_ratio']:.2f}x; load average per round {res.get('load_average', [])}")
+        if "nll_seeds" in m:
+            lines.append(f"{'':<7}NLL over {m['nll_seeds']} trainings (seed: initial weights, pseudo-inputs, batch "
+                         "order), ours / pythae: " + ", ".join(f"{r['seed']}: {r['ours']:.2f} / {r['pythae']:.2f}"
+                                                               for r in res["nll_by_seed"])
+                         + f"; ours - pythae {m['nll_seed_diff']:+.2f} ± {m['nll_seed_diff_se']:.2f} (se over seeds)")
         if "prior_fwd_bwd_ms" in res:
             lines.append(f"{'':<7}VampPrior log p(z) forward+backward, with the pseudo-inputs' encoding: " + "; ".join(
                 f"B={n}: ours {t['ours']:.2f} ms, pythae {t['pythae']:.2f} ms ({t['ours'] / t['pythae']:.2f}x)"
@@ -418,12 +467,15 @@ def format_table(result: dict) -> str:
         lines.append("")
     summ = {prior: summarise(res) for prior, res in priors.items()}
     lines += ["/pythae: median over rounds of the paired ratio (> 1: faster than pythae); step ms and time ratios: "
-              "< 1 is faster; NLL: ours - pythae ± se paired over the test digits (< 0: ours better; 'equal or "
-              "better': <= 2 se)",
+              "< 1 is faster; NLL: ours - pythae ± se paired over the test digits (< 0: ours better); 'equal or "
+              "better': the mean difference over the trainings <= 2 se over seeds (with one training: <= 2 se over "
+              "the digits)",
               f"target (>= {TARGET}x pythae's images/s with equal or better NLL, every prior): "
               f"{'MET' if all(m['speed_ok'] and m['nll_ok'] for m in summ.values()) else 'NOT MET'} -- " + "; ".join(
                   f"{prior} {m['ratio']:.2f}x ({'>=' if m['speed_ok'] else '<'} {TARGET}x), NLL "
-                  f"{'equal or better' if m['nll_ok'] else 'worse'} ({m['nll_diff']:+.2f} ± {m['nll_diff_se']:.2f})"
+                  f"{'equal or better' if m['nll_ok'] else 'worse'} "
+                  + (f"({m['nll_seed_diff']:+.2f} ± {m['nll_seed_diff_se']:.2f} over {m['nll_seeds']} trainings)"
+                     if "nll_seeds" in m else f"({m['nll_diff']:+.2f} ± {m['nll_diff_se']:.2f})")
                   for prior, m in summ.items()),
               *(["NLL noise of training: the se above covers the test digits only; ours - plain, the same model "
                  "and loss trained with another batch order and noise draws: " + ", ".join(
