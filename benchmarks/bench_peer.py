@@ -80,9 +80,10 @@ INSTALL_HINT = ("bench_peer: pythae is not importable; install it in a separate 
 DIFFERENCES = (
     "pythae's decoder ends in a sigmoid and its loss is F.binary_cross_entropy on probabilities (log clamped at "
     "-100); ours keeps logits (Bernoulli(logits): BCE with logits)",
-    "pythae's VAMP pseudo-inputs are hardtanh(Linear(K, 784)(eye(K))) (a weight column per pseudo-input plus one "
-    "bias shared by all, so Adam moves them differently); ours are K x 784 free parameters through hardtanh; both "
-    "start from the same values (pythae's Linear initialisation, most pixels near 0)",
+    "pseudo-inputs: pythae's are hardtanh(Linear(K, 784)(eye(K))), a weight column each plus one bias shared by all; "
+    "ours the same with --pseudo-inputs shared-offset (VampPrior(shared_offset=True), the default here), or K x 784 "
+    "free parameters with --pseudo-inputs free (the reference implementation's); both sides start from the same "
+    "values (pythae's Linear initialisation, most pixels near 0)",
     "pythae's VAMP log p(z) and log q(z|x) omit the -D/2 log(2 pi) constant (it cancels in the KL and IWAE weights)",
     "without an evaluation set pythae's trainer deep-copies the model at each epoch that lowers the training loss and "
     "returns/saves that copy; ours (val_fraction=0) returns the last epoch's model",
@@ -101,6 +102,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="must include ours and pythae")
     p.add_argument("--components", type=int, default=500, help="VampPrior pseudo-inputs K (default: 500)")
     p.add_argument("--iwae-samples", type=int, default=200, help="S of the common NLL estimate (default: 200)")
+    p.add_argument("--pseudo-inputs", choices=("shared-offset", "free"), default="shared-offset",
+                   help="our VampPrior's pseudo-inputs: pythae's parametrisation (default) or free parameters")
     p.add_argument("--nll-seeds", type=int, default=4,
                    help="more trainings of ours and pythae (seeds 1..N: initial weights, pseudo-inputs, batch order) "
                         "for the NLL comparison, untimed (default: 4; 0: the timed models only)")
@@ -154,8 +157,21 @@ def device_info() -> dict:
 
 # ---------------------------------------------------------------------------- models
 def _our_vae(enc, dec, prior: str, a, name: str):
-    p = StandardNormal(a.latent_dim) if prior == "normal" else VampPrior(enc, a.components, SHAPE)
+    p = (StandardNormal(a.latent_dim) if prior == "normal"
+         else VampPrior(enc, a.components, SHAPE, shared_offset=a.pseudo_inputs == "shared-offset"))
     return VAE(enc, dec, p, name=name)
+
+
+def set_pseudo_inputs(vae, lin) -> None:
+    """Our VampPrior's pseudo-inputs from pythae's ``Linear(K, 784)``: weight columns, and the bias as
+    the shared offset (``--pseudo-inputs shared-offset``) or added to each (``free``)."""
+    pr = vae.prior
+    with torch.no_grad():
+        if pr.offset is None:
+            pr.pseudo_inputs.copy_((lin.weight.T + lin.bias).reshape(pr.pseudo_inputs.shape))
+        else:
+            pr.pseudo_inputs.copy_(lin.weight.T.reshape(pr.pseudo_inputs.shape))
+            pr.offset.copy_(lin.bias.reshape(pr.offset.shape))
 
 
 def initial_pseudo_inputs(a, seed: int) -> torch.nn.Linear:
@@ -174,8 +190,7 @@ def build(side: str, prior: str, a, seed: int = 0):
     if side != "pythae":
         vae = _our_vae(enc, dec, prior, a, f"{side}_{prior}")
         if lin is not None:
-            with torch.no_grad():
-                vae.prior.pseudo_inputs.copy_((lin.weight.T + lin.bias).reshape(vae.prior.pseudo_inputs.shape))
+            set_pseudo_inputs(vae, lin)
         return vae
     from pythae.models import VAE as PeerVAE, VAMP, VAEConfig, VAMPConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -209,10 +224,8 @@ def build(side: str, prior: str, a, seed: int = 0):
 def peer_as_ours(model, prior: str, a):
     """A ``vae.model.VAE`` on pythae's trained nets (shared) and pseudo-inputs, for our estimator."""
     vae = _our_vae(model.encoder.net, model.decoder.net, prior, a, f"pythae_{prior}")
-    if prior == "vamp":  # pythae: hardtanh(W eye(K) + b) = hardtanh(W.T + b); ours: hardtanh(u)
-        lin = model.pseudo_inputs[0]
-        with torch.no_grad():
-            vae.prior.pseudo_inputs.copy_((lin.weight.T + lin.bias).reshape(vae.prior.pseudo_inputs.shape))
+    if prior == "vamp":  # pythae: hardtanh(W eye(K) + b) = hardtanh(W.T + b)
+        set_pseudo_inputs(vae, model.pseudo_inputs[0])
     return vae
 
 
@@ -433,7 +446,8 @@ def format_table(result: dict) -> str:
         f"binarised once (seed 12345); batch {s['batch_size']}, Adam lr {s['lr']}, no validation; one model per "
         f"side, trained in alternating rounds of {s['epochs']} epochs (a new Adam per call, on every side): "
         + ", ".join(f"{p} {r['epochs_trained']} epochs" for p, r in priors.items())
-        + f" of {s['epochs'] * s['rounds']} planned; VampPrior K={s['components']}",
+        + f" of {s['epochs'] * s['rounds']} planned; VampPrior K={s['components']}, our pseudo-inputs "
+        f"{s.get('pseudo_inputs', 'free')}",
         f"images/s: {result['n_train']} / the round's median epoch time (with set-up: / the whole call); NLL: "
         f"iwae_log_likelihood, S={s['iwae_samples']}, of the trained models (± se over the test digits); own IWAE: "
         f"each library's estimator, S={s['own_samples']}, every 5th test digit (NLL, seconds)",

@@ -104,9 +104,13 @@ def test_pythae_adapters_and_tiny_run(bench, tmp_path):
     peer, ours = bench.build("pythae", "vamp", a), bench.build("ours", "vamp", a)
     assert all(torch.equal(p, q) for p, q in zip(peer.encoder.net.parameters(), ours.encoder.parameters()))
     wrapped = bench.peer_as_ours(peer, "vamp", a)
-    assert torch.equal(wrapped.prior.pseudo_inputs, ours.prior.pseudo_inputs)  # the same initial pseudo-inputs
+    assert torch.equal(wrapped.prior.inputs(), ours.prior.inputs())  # the same initial pseudo-inputs
+    assert torch.equal(ours.prior.offset, peer.pseudo_inputs[0].bias.reshape(ours.prior.offset.shape))
     other = bench.build("ours", "vamp", a, seed=1)
-    assert not torch.equal(other.prior.pseudo_inputs, ours.prior.pseudo_inputs)
+    assert not torch.equal(other.prior.inputs(), ours.prior.inputs())
+    free = bench.build("ours", "vamp", bench.parse_args(["--components", "3", "--latent-dim", "2", "--hidden", "8",
+                                                           "--pseudo-inputs", "free"]))
+    assert free.prior.offset is None and torch.equal(free.prior.inputs(), ours.prior.inputs())
     z = torch.randn(5, 2)
     with torch.no_grad():  # the same log p(z) up to pythae's dropped -D/2 log 2 pi, the same decoder
         assert torch.allclose(wrapped.prior.log_prob(z) + 0.5 * 2 * math.log(2 * math.pi), peer._log_p_z(z),

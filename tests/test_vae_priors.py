@@ -66,6 +66,28 @@ def test_vamp_prior_gradients_reach_pseudo_inputs_and_encoder():
     assert float(u.min()) >= 0.0 and float(u.max()) <= 1.0
 
 
+def test_vamp_prior_shared_offset_is_a_linear_layer_on_the_identity():
+    """shared_offset: pseudo-input k = hardtanh(b + u_k), i.e. hardtanh(Linear(K, D)(e_k)) with weight
+    column k = u_k and bias b (pythae's parametrisation); b gets the sum of every component's gradient."""
+    torch.manual_seed(0)
+    enc = MLPEncoder(latent_dim=2, input_shape=(1, 2, 2), hidden_sizes=(4,)).double()
+    prior = VampPrior(enc, n_components=3, input_shape=(1, 2, 2), shared_offset=True).double()
+    assert torch.equal(prior.offset, torch.zeros(1, 1, 2, 2, dtype=torch.float64))  # starts as the plain prior
+    lin = torch.nn.Linear(3, 4).double()
+    with torch.no_grad():
+        prior.pseudo_inputs.copy_(lin.weight.T.reshape(3, 1, 2, 2))
+        prior.offset.copy_(lin.bias.reshape(1, 1, 2, 2))
+    by_layer = torch.nn.functional.hardtanh(lin(torch.eye(3, dtype=torch.float64)), 0.0, 1.0)
+    assert torch.allclose(prior.inputs().reshape(3, 4), by_layer, atol=1e-15)
+    prior.log_prob(torch.randn(5, 2, dtype=torch.float64)).sum().backward()
+    assert prior.pseudo_inputs.grad.abs().sum() > 0  # d(b + u_k)/db = I: the offset's gradient is the sum
+    assert torch.allclose(prior.offset.grad[0], prior.pseudo_inputs.grad.sum(0), atol=1e-12)
+    assert "offset" in dict(prior.named_parameters()) and "offset" not in dict(
+        VampPrior(enc, n_components=3, input_shape=(1, 2, 2)).named_parameters())  # old checkpoints still load
+    prior.init_from_data(torch.rand(6, 1, 2, 2, dtype=torch.float64))
+    assert float(prior.offset.abs().sum()) == 0.0
+
+
 def test_vamp_prior_init_from_data_and_sigmoid():
     data = torch.rand(10, 1, 2, 2)
     enc = MLPEncoder(latent_dim=2, input_shape=(1, 2, 2), hidden_sizes=(4,))

@@ -118,6 +118,12 @@ class VampPrior(Prior):
     jmtomczak/vae_vampprior, uses mean 0.05, std 0.01 for MNIST); :meth:`init_from_data` copies K
     training images instead.
 
+    ``shared_offset=True`` adds one learned image ``b`` to every pseudo-input before the activation,
+    u_k ↦ act(b + u_k): the parametrisation of pythae's VAMP (a ``Linear(K, D)`` layer on the identity:
+    weight column k plus its bias). The reference implementation has no such offset. Adam then moves
+    the part the pseudo-inputs share with every component's gradient, so in a short run they leave
+    their near-blank start faster (measured in ``benchmarks/bench_peer.py``); ``b`` starts at 0.
+
     The pseudo-inputs always go through the encoder in eval mode (each submodule's mode is restored
     afterwards; gradients still flow): with BatchNorm they are normalised with the running
     statistics, which the prior never updates, and Dropout is off, so log p(z) is a deterministic
@@ -140,6 +146,7 @@ class VampPrior(Prior):
         pseudo_activation: str = "hardtanh",
         init_std: float = 0.01,
         init_mean: float = 0.5,
+        shared_offset: bool = False,
     ) -> None:
         if int(n_components) < 1:
             raise ValueError(f"n_components must be a positive integer; got {n_components!r}")
@@ -162,11 +169,13 @@ class VampPrior(Prior):
         self.pseudo_activation = pseudo_activation
         self.pseudo_inputs = nn.Parameter(float(init_mean) + float(init_std) * torch.randn(self.n_components, *input_shape))
         self.register_buffer("mix_logits", torch.zeros(self.n_components))
+        self.offset = nn.Parameter(torch.zeros(1, *input_shape)) if shared_offset else None
 
     def inputs(self) -> Tensor:
         """The K pseudo-inputs in image space (after the activation), shape (K, *input_shape)."""
         act = _ACTIVATIONS[self.pseudo_activation]
-        return self.pseudo_inputs if act is None else act(self.pseudo_inputs)
+        u = self.pseudo_inputs if self.offset is None else self.pseudo_inputs + self.offset
+        return u if act is None else act(u)
 
     @torch.no_grad()
     def init_from_data(self, images: Tensor, seed: int | None = 0, noise_std: float = 0.0) -> "VampPrior":
@@ -184,6 +193,8 @@ class VampPrior(Prior):
         if self.pseudo_activation == "sigmoid":
             u = torch.logit(u.clamp(1e-3, 1 - 1e-3))
         self.pseudo_inputs.copy_(u)
+        if self.offset is not None:
+            self.offset.zero_()
         return self
 
     def distribution(self) -> dist.TorchDistribution:
