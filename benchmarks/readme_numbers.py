@@ -157,6 +157,12 @@ def peer() -> str:
                if "nll_seeds" in r else f"{r['nll_diff']:+.2f} ± {r['nll_diff_se']:.2f}")
         out.append(f"| {label} | {r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {loop:.2f}× | "
                    f"{nll} | {r['nll_ours_minus_plain']:+.2f} |")
+    free_file = RESULTS / "peer_bench_cpu_free_pseudo_inputs.json"
+    if free_file.is_file():
+        f = json.loads(free_file.read_text())["summary"]["vamp"]
+        out += ["", f"With free pseudo-inputs (the reference implementation's parametrisation, `--pseudo-inputs free`): "
+                f"VampPrior {f['ratio']:.2f}× pythae's images/s, NLL ours − pythae {f['nll_seed_diff']:+.2f} ± "
+                f"{f['nll_seed_diff_se']:.2f} over {f['nll_seeds']} trainings (`peer_bench_cpu_free_pseudo_inputs.json`)."]
     return "\n".join(out) + "\n"
 
 

