@@ -14,7 +14,7 @@ A round is one training call as a user makes it (``fit(...)``; ``BaseTrainer(...
 the model the last call returned); both libraries start a new Adam per call. ``ours``: ``fit`` with
 its defaults (a fused Adam); ``ours_forloop``: ``fit(adam_impl="for-loop")``, the Adam implementation
 that ``torch.optim.Adam`` picks on CPU (pythae's); ``plain``: a hand-written PyTorch loop over the
-same modules (in-memory tensor, BCE with logits, default Adam), the model's own cost. images/s = 4,500 / the
+same modules (in-memory tensor, BCE with logits, the fused Adam as ``fit``'s), the model's own cost. images/s = 4,500 / the
 round's median epoch time, whole epochs with each library's data handling (``fit``'s History seconds;
 a pythae callback from epoch begin to end, its best-model copy included); "with set-up": E x 4,500 /
 the whole call (pythae's final save included). Ratios to pythae are paired by round, median over
@@ -106,7 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="our VampPrior's pseudo-inputs: pythae's parametrisation (default) or free parameters")
     p.add_argument("--nll-seeds", type=int, default=4,
                    help="more trainings of ours and pythae (seeds 1..N: initial weights, pseudo-inputs, batch order) "
-                        "for the NLL comparison, untimed (default: 4; 0: the timed models only)")
+                        "for the NLL comparison, untimed, after the rounds and outside --time-limit "
+                        "(default: 4; 0: the timed models only)")
     p.add_argument("--own-samples", type=int, default=100, help="S of each library's own, timed estimate")
     p.add_argument("--prior-sizes", type=int, nargs="+", default=[100, 1000], help="B of the log p(z) timing")
     p.add_argument("--step-reps", type=int, default=5, help="alternating blocks per timing (default: 5)")
@@ -248,7 +249,7 @@ def train_side(side: str, model, x, a, seed: int):
         return train_peer(model, x, a, seed)
     t0, epochs = time.perf_counter(), []
     if side == "plain":
-        opt, g = torch.optim.Adam(model.parameters(), lr=a.lr), torch.Generator().manual_seed(seed)
+        opt, g = torch.optim.Adam(model.parameters(), lr=a.lr, fused=True), torch.Generator().manual_seed(seed)
         for _ in range(a.epochs):
             t_epoch, perm = time.perf_counter(), torch.randperm(len(x), generator=g)
             for s in range(0, len(x), a.batch_size):
@@ -310,7 +311,7 @@ def alternate(fns: dict, reps: int, inner: int = 3) -> dict:
 def step_timing(models: dict, x, a) -> dict:
     """ms of one optimisation step (forward, backward, Adam) on a fixed batch, each side as its loop does it."""
     def make(side, m):
-        opt = torch.optim.Adam(m.parameters(), lr=a.lr, fused=side == "ours")
+        opt = torch.optim.Adam(m.parameters(), lr=a.lr, fused=side in ("ours", "plain"))
         loss = {"pythae": lambda: m({"data": x}, epoch=1, dataset_size=len(x), uses_ddp=False).loss,
                 "plain": lambda: plain_loss(m, x) / len(x)}.get(side, lambda: m.loss_terms(x)["loss"] / len(x))
 

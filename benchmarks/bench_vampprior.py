@@ -214,7 +214,7 @@ def main(argv=None) -> int:
     p.add_argument("--mnist-path", default=None, help="folder of the official MNIST files (--mnist idx)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--adam-impl", default="for-loop", choices=["fused", "foreach", "for-loop"],
+    p.add_argument("--adam-impl", default="for-loop", choices=["fused", "foreach", "for-loop"],  # fit's ADAM_IMPLS
                    help="Adam's implementation (default: for-loop, as the committed records were trained; "
                         "fit's default, fused, is faster and differs in rounding only)")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -228,6 +228,8 @@ def main(argv=None) -> int:
     p.add_argument("--record", default=None, help="with --gather: write the table here and JSON beside it")
     p.add_argument("--progress", action="store_true", help="tqdm bars per epoch")
     args = p.parse_args(argv)
+    if args.mnist_path is not None and args.mnist != "idx":
+        p.error("--mnist-path is read only with --mnist idx")
     tag = variant_tag(args.mnist, args.activation, args.pseudo_inputs)
     args.out = args.out or str(ROOT / "benchmarks" / "results" / f"vampprior_{tag}")
     args.work = args.work or str(ROOT / "runs" / f"vampprior_{tag}")
@@ -251,7 +253,8 @@ def main(argv=None) -> int:
     test = load_mnist(source=args.mnist, path=args.mnist_path, split="test")
     x_test = torch.bernoulli(test.images, generator=torch.Generator().manual_seed(12345)).to(device)
     protocol = (f"MLP{' (gated)' if args.activation == 'gated' else ''} 784-{'-'.join(map(str, args.hidden))}-{args.latent_dim} Bernoulli; {len(train)} digits "
-                f"({args.val_fraction:g} validation) / {len(test)} test; Adam lr {args.lr:g}, batch {args.batch_size}; "
+                f"({args.val_fraction:g} validation) / {len(test)} test; Adam lr {args.lr:g}"
+                + ("" if args.adam_impl == "for-loop" else f" ({args.adam_impl})") + f", batch {args.batch_size}; "
                 f"KL warm-up {args.warmup} epochs; early stopping patience {args.patience} after it, at most "
                 f"{args.epochs} epochs, best epoch kept; pseudo-inputs N(0.05, 0.01)"
                 + (" plus a shared offset (0 at start)" if args.pseudo_inputs == "shared-offset" else "")

@@ -152,14 +152,16 @@ def peer() -> str:
     for prior, label in (("normal", "standard"), ("vamp", "VampPrior K = 500")):
         r = v["summary"][prior]
         sides = v["priors"][prior]
-        loop = statistics.median(a / b for a, b in zip(sides["ours_forloop"]["images_per_s"], sides["pythae"]["images_per_s"]))
+        loop = (statistics.median(a / b for a, b in zip(sides["ours_forloop"]["images_per_s"], sides["pythae"]["images_per_s"]))
+                if "ours_forloop" in sides else float("nan"))
         nll = (f"{r['nll_seed_diff']:+.2f} ± {r['nll_seed_diff_se']:.2f} (mean of {r['nll_seeds']} trainings)"
                if "nll_seeds" in r else f"{r['nll_diff']:+.2f} ± {r['nll_diff_se']:.2f}")
         out.append(f"| {label} | {r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {loop:.2f}× | "
                    f"{nll} | {r['nll_ours_minus_plain']:+.2f} |")
     free_file = RESULTS / "peer_bench_cpu_free_pseudo_inputs.json"
-    if free_file.is_file():
-        f = json.loads(free_file.read_text())["summary"]["vamp"]
+    free = json.loads(free_file.read_text())["summary"].get("vamp", {}) if free_file.is_file() else {}
+    if "nll_seeds" in free:
+        f = free
         out += ["", f"With free pseudo-inputs (the reference implementation's parametrisation, `--pseudo-inputs free`): "
                 f"VampPrior {f['ratio']:.2f}× pythae's images/s, NLL ours − pythae {f['nll_seed_diff']:+.2f} ± "
                 f"{f['nll_seed_diff_se']:.2f} over {f['nll_seeds']} trainings (`peer_bench_cpu_free_pseudo_inputs.json`)."]

@@ -43,6 +43,9 @@ def test_grid_order_and_bad_arguments(bench, capsys):
     with pytest.raises(SystemExit) as err:
         bench.main(["--patience", "0"])
     assert err.value.code == 2 and "--patience" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        bench.main(["--mnist-path", "/tmp/mnist"])  # the official files are read only with --mnist idx
+    assert err.value.code == 2 and "--mnist idx" in capsys.readouterr().err
 
 
 def test_a_gated_variant_records_its_protocol_and_gather_refuses_mixed_protocols(bench, tmp_path, capsys):

@@ -281,3 +281,24 @@ def test_scvae_loss_figures_name_each_models_own_terms(tmp_path, monkeypatch):
     assert "loss = recon + kl" in title
     title, panels = text(figures["scvae_loss.png"])
     assert panels == ["loss", "recon", "kl", "l1"] and "loss = recon + kl + λ·l1" in title and "λ = 0.5" in title
+
+
+@pytest.mark.parametrize("module, normal, quick", [
+    ("latent_plane", (50, 100, None, 1000, 1e-3, 0.05), (6, 32, None, 100, 1e-3, 0.05)),
+    ("scvae", (50, 100, None, 1000, 1e-3, 0.05), (5, 32, 2000, 50, 1e-3, 0.05)),
+])
+def test_training_option_defaults_and_quick_defaults_of_the_commands(module, normal, quick):
+    import importlib
+
+    from vae.cli.options import resolve_quick
+
+    mod = importlib.import_module(f"vae.cli.{module}")
+
+    def parsed(argv):
+        a = resolve_quick(mod.build_parser().parse_args(argv), mod.DEFAULTS, mod.QUICK)
+        return a.epochs, a.batch_size, a.max_samples, a.iwae_samples, a.lr, a.val_fraction
+
+    assert parsed([]) == normal and parsed(["--quick"]) == quick
+    assert parsed(["--quick", "--epochs", "3", "--iwae-samples", "0"])[::3] == (3, 0)  # given options win
+    help_text = mod.build_parser().format_help()
+    assert f"(default: {normal[0]}; --quick: {quick[0]})" in help_text

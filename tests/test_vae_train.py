@@ -322,9 +322,12 @@ class LinearAE(nn.Module):
 def test_adam_implementations_are_the_same_algorithm_and_fused_is_the_default(tmp_path, monkeypatch):
     made = []
 
+    optimisers = []
+
     class RecordingAdam(torch.optim.Adam):
         def __init__(self, params, **kwargs):
             made.append(kwargs)
+            optimisers.append(self)
             super().__init__(params, **kwargs)
 
     monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
@@ -349,6 +352,8 @@ def test_adam_implementations_are_the_same_algorithm_and_fused_is_the_default(tm
     resumed = LinearAE()
     hist = fit(resumed, patterns(64), **kw, checkpoint=ckpt, resume=True)
     assert [r["epoch"] for r in hist.rows] == [1, 2, 3] and made[-1].get("fused") is True
+    # the saved groups said for-loop; after loading them the resumed optimiser steps fused, as asked
+    assert all(g["fused"] is True and not g["foreach"] for g in optimisers[-1].param_groups)
     for k, v in resumed.state_dict().items():
         assert torch.allclose(v.float(), models["for-loop"].state_dict()[k].float(), rtol=1e-4, atol=1e-5), k
 

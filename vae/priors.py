@@ -203,7 +203,8 @@ class VampPrior(Prior):
         return _mixture(self.mix_logits, loc, scale)
 
     def extra_repr(self) -> str:
-        return f"latent_dim={self.latent_dim}, n_components={self.n_components}, input_shape={self.input_shape}"
+        return (f"latent_dim={self.latent_dim}, n_components={self.n_components}, input_shape={self.input_shape}"
+                + (", shared_offset=True" if self.offset is not None else ""))
 
 
 class MixtureOfGaussians(Prior):

@@ -106,8 +106,7 @@ def add_run_options(p, *, out: str | None, quick: str, out_help: str | None = No
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
 
 
-def add_training_options(p, defaults: Mapping[str, Any], quick: Mapping[str, Any], *, lr: float = 1e-3,
-                         data: str = "training digits") -> None:
+def add_training_options(p, defaults: Mapping[str, Any], quick: Mapping[str, Any], *, lr: float = 1e-3) -> None:
     """``--epochs --batch-size --lr --val-fraction --max-samples --iwae-samples`` with a normal and a
     ``--quick`` default each (``defaults``/``quick``: keys ``epochs``, ``batch_size``, ``max_samples``
     (``None``: all), ``iwae_samples``); :func:`resolve_quick` fills in the ones a user left out.
@@ -128,7 +127,7 @@ def add_training_options(p, defaults: Mapping[str, Any], quick: Mapping[str, Any
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"batch size (default: {both('batch_size')})")
     p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default: {lr:g})")
     p.add_argument("--val-fraction", type=fraction, default=0.05, help="validation share (default: 0.05)")
-    p.add_argument("--max-samples", type=positive_int, default=None, help=f"{data} (default: {both('max_samples')})")
+    p.add_argument("--max-samples", type=positive_int, default=None, help=f"training digits (default: {both('max_samples')})")
     if "iwae_samples" in defaults:
         p.add_argument("--iwae-samples", type=nonneg_int, default=None,
                        help=f"importance samples per held-out digit for the NLL (default: {both('iwae_samples')}; "

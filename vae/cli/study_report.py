@@ -192,7 +192,8 @@ def write_report(out: Path, args, s: dict, factor_names, mig_full, pca_paths) ->
 
 
 def reproduce_args(args) -> list[str]:
-    """The command-line options that rerun this study (those that differ from the defaults)."""
+    """The command-line options that rerun this study: the grid, data and seed always; the network,
+    optimiser and validation options when they differ from the defaults."""
     parts = []
     if args.quick:
         parts.append("--quick")
@@ -204,4 +205,10 @@ def reproduce_args(args) -> list[str]:
         parts.append("--no-batchnorm")
     if args.latent_dim != 16:
         parts += ["--latent-dim", str(args.latent_dim)]
+    if args.lr != 1e-3:
+        parts += ["--lr", f"{args.lr:g}"]
+    if args.val_fraction != 0.05:
+        parts += ["--val-fraction", f"{args.val_fraction:g}"]
+    if getattr(args, "arch", "report") != ("standard" if args.quick else "report"):
+        parts += ["--arch", args.arch]
     return parts

@@ -32,6 +32,18 @@ __all__ = ["_Run", "ADAM_IMPLS"]
 ADAM_IMPLS: dict[str, dict] = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
 
 
+def _use_adam_impl(opt: torch.optim.Optimizer, impl: str) -> None:
+    """Switch a (resumed) Adam to implementation ``impl``: its groups' flags, and for the fused kernel
+    each ``step`` counter as a float32 tensor on its parameter's device."""
+    flags = {"fused": None, "foreach": None, **ADAM_IMPLS[impl]}
+    for group in opt.param_groups:
+        group.update(flags)
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if flags["fused"] and st and torch.is_tensor(st.get("step")):
+                st["step"] = st["step"].to(dtype=torch.float32, device=p.device)
+
+
 class _Run:
     """One training run's state and steps (see :func:`fit`)."""
 
@@ -173,6 +185,8 @@ class _Run:
         except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as err:
             raise ValueError(f"checkpoint {path}: the saved optimiser state does not fit this optimiser "
                              f"({str(err).splitlines()[0]})") from None
+        if o["optimizer"] is None:  # load_state_dict restored the saved groups' implementation: use the asked one
+            _use_adam_impl(self.opt, o["adam_impl"])
         self.history.rows = [dict(r) for r in state["history"]]
         self.start = int(state["epoch"])
         if o["objective"] is not None and "objective" in state:
