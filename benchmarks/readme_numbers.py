@@ -123,13 +123,20 @@ def study() -> str:
     return "\n".join(out) + "\n"
 
 
-def vampprior() -> str:
-    v = _json("vampprior_mnist5k.json")
+VAMPPRIOR_VARIANTS = {  # result file: the line above its table (None: the protocol's own table)
+    "vampprior_mnist5k.json": None,
+    "vampprior_mnist5k_offset.json": "The same protocol with the pseudo-inputs sharing one learned offset image "
+                                     "(`--pseudo-inputs shared-offset`, `VampPrior(shared_offset=True)`):",
+}
+
+
+def _vampprior_table(file: str) -> list[str]:
+    v = _json(file)
     runs = {r["run"]: r for r in v["runs"]}
     seeds = sorted({r["seed"] for r in v["runs"]})
     cols = [k for k in v["mean_nll"] if v["mean_nll"][k] is not None]
     name = {"normal": "standard prior"} | {k: f"VampPrior K = {k[4:]}" for k in cols if k.startswith("vamp")}
-    out = [f"{v['device']}, {v['date']}; {v['protocol']} (`vampprior_mnist5k.json`).", "",
+    out = [f"{v['device']}, {v['date']}; {v['protocol']} (`{file}`).", "",
            "| seed | " + " | ".join(name[k] for k in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for s in seeds:
         cells = [f"{runs[f'{k}_seed{s}']['test_nll']:.2f}" if f"{k}_seed{s}" in runs else "—" for k in cols]
@@ -138,6 +145,14 @@ def vampprior() -> str:
     out.append("")
     out.append("; ".join(f"{name[k]} below the standard prior in {lo} of {n} seeds" for k, (lo, n) in v["lower_in"].items())
                + " (held-out IWAE NLL in nats, lower is better).")
+    return out
+
+
+def vampprior() -> str:
+    out: list[str] = []
+    for file, title in VAMPPRIOR_VARIANTS.items():
+        if title is None or (RESULTS / file).is_file():
+            out += ([] if not out else [""]) + ([title, ""] if title else []) + _vampprior_table(file)
     return "\n".join(out) + "\n"
 
 
