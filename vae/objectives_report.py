@@ -127,10 +127,14 @@ def main(argv=None) -> int:
     means.mkdir(parents=True, exist_ok=True)
     for name, rec in found.items():
         shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
-    devices = {rec["device"] for rec in found.values()}
+    runs_on: dict[str, list[str]] = {s["device"]: ["the β-VAE rows"]}  # device: what ran on it
+    for name, rec in found.items():
+        runs_on.setdefault(rec["device"], []).append(name)
+    device = (next(iter(runs_on)) if len(runs_on) == 1
+              else "; ".join(f"{dev} for {', '.join(names)}" for dev, names in runs_on.items()))
     text = table(rows)
     head = {"command": "python -m vae.objectives_report " + " ".join(sys.argv[1:] if argv is None else argv),
-            "device": "; ".join(sorted(devices)) + ("" if devices == {s["device"]} else f" (β-VAE rows: {s['device']})"),
+            "device": device,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "protocol": "cpu (standard net, latent 10, batch 64, Adam 1e-3 for-loop, 5,000 steps, all 737,280 images)"}
     (res / "objectives_cpu.json").write_text(json.dumps({**head, "summary": summarise(rows), "rows": rows}, indent=1) + "\n")
