@@ -424,7 +424,8 @@ def summarise(res: dict) -> dict:
                       "nll_seed_diff_se": statistics.stdev(diffs) / math.sqrt(len(diffs))}
     nll_ok = (over_seeds["nll_seed_diff"] <= 2 * over_seeds["nll_seed_diff_se"]) if over_seeds else d <= 2 * se
     return {"ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "ratio_with_setup": paired_ratio(res, "ours", "images_per_s_with_setup"), "nll_diff": d,
+            "ratio_with_setup": paired_ratio(res, "ours", "images_per_s_with_setup"),
+            **({"ratio_forloop": paired_ratio(res, "ours_forloop")} if "ours_forloop" in res else {}), "nll_diff": d,
             "nll_diff_se": se, **over_seeds, "speed_ok": ratio >= TARGET, "nll_ok": nll_ok,
             "step_ratio": o["step_ms"] / p["step_ms"],
             "own_iwae_time_ratio": o["own_iwae"]["seconds"] / max(p["own_iwae"]["seconds"], 1e-6),

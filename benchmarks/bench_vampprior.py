@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from vae.device import resolve_device  # noqa: E402
+from vae.training.run import ADAM_IMPLS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = "paper (full MNIST, 50,000 training digits, gated layers): standard 88.56, VampPrior K=500 85.57"
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--mnist-path", default=None, help="folder of the official MNIST files (--mnist idx)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--adam-impl", default="for-loop", choices=["fused", "foreach", "for-loop"],  # fit's ADAM_IMPLS
+    p.add_argument("--adam-impl", default="for-loop", choices=sorted(ADAM_IMPLS),
                    help="Adam's implementation (default: for-loop, as the committed records were trained; "
                         "fit's default, fused, is faster and differs in rounding only)")
     p.add_argument("--val-fraction", type=float, default=0.1)

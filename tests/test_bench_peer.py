@@ -79,6 +79,7 @@ def test_summary_and_table_from_a_fake_result(bench):
     m = bench.summarise(result["priors"]["normal"])
     assert m["ratio"] == pytest.approx(1.25) and m["speed_ok"] and m["nll_ok"]
     assert m["nll_diff"] == pytest.approx(-1.0) and m["step_ratio"] == pytest.approx(8 / 9)
+    assert m["ratio_forloop"] == pytest.approx(1.45)  # median of 1.5, 1.45, 1.4
     # over the 3 trainings: differences -1, +0.5, -1.5 -> mean -2/3, se = stdev / sqrt(3)
     assert m["nll_seeds"] == 3 and m["nll_seed_diff"] == pytest.approx(-2 / 3)
     assert m["nll_seed_diff_se"] == pytest.approx(math.sqrt((1 / 9 + 49 / 36 + 25 / 36) / 2 / 3))

@@ -125,10 +125,9 @@ def main(argv=None) -> int:
     res = Path(a.results)
     means = res / "objectives_cpu"
     means.mkdir(parents=True, exist_ok=True)
-    for name, rec in found.items():
-        shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
     runs_on: dict[str, list[str]] = {s["device"]: ["the β-VAE rows"]}  # device: what ran on it
     for name, rec in found.items():
+        shutil.copyfile(rec["means_file"], means / f"means_{name}.npz")
         runs_on.setdefault(rec["device"], []).append(name)
     device = (next(iter(runs_on)) if len(runs_on) == 1
               else "; ".join(f"{dev} for {', '.join(names)}" for dev, names in runs_on.items()))
